@@ -1,0 +1,92 @@
+"""Checkpoint folder: config.json (heads, label lists, backbone reference, format version)
++ weights.safetensors (heads and any fine-tuned task layers; the backbone itself is not copied)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import CHECKPOINT_FORMAT_VERSION, ModelConfig
+from .encoder import SentenceEncoder
+from .model import MultiTaskModel
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+TRAINED_PREFIXES = ("task_layers.", "heads.")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete or does not fit the backbone."""
+
+
+def trained_state(model: MultiTaskModel) -> dict[str, torch.Tensor]:
+    """The parameters a checkpoint stores: everything except the shared, frozen backbone."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+            if k.startswith(TRAINED_PREFIXES)}
+
+
+def save(model: MultiTaskModel, directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(trained_state(model), str(directory / WEIGHTS_FILE))
+    (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"checkpoint folder {directory} does not exist; pass --checkpoint DIR "
+                              "with a folder written by `python -m mtl_core.train`")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: {directory} is not a complete checkpoint")
+    try:
+        data = json.loads(path.read_text())
+        config = ModelConfig.from_dict(data)
+    except (json.JSONDecodeError, TypeError, KeyError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not a valid checkpoint config ({err})") from err
+    if config.format_version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {config.format_version}; this code reads "
+                              f"version {CHECKPOINT_FORMAT_VERSION}")
+    return config
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: {directory} is not a complete checkpoint")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file ({err}); "
+                              "restore it from git or retrain") from err
+
+
+def check_backbone_fits(config: ModelConfig, encoder: SentenceEncoder, where: Path) -> None:
+    found = (encoder.hidden_size, len(encoder.layers))
+    expected = (config.hidden_size, config.num_backbone_layers)
+    if found != expected:
+        raise CheckpointError(f"checkpoint {where} was trained on a backbone with hidden size / layers "
+                              f"{expected}, but the loaded backbone has {found}")
+
+
+def load(directory: str | Path, encoder: SentenceEncoder | None = None, device: str = "cpu") -> MultiTaskModel:
+    """Rebuild a MultiTaskModel from a checkpoint folder; every stored tensor must match exactly."""
+    directory = Path(directory)
+    config = read_config(directory)
+    weights = read_weights(directory)
+    encoder = encoder or SentenceEncoder.load(config.backbone, device=device)
+    check_backbone_fits(config, encoder, directory)
+    model = MultiTaskModel(encoder, config)
+    expected = trained_state(model)
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}")
+    model.load_state_dict(weights, strict=False)
+    return model.to(device).eval()

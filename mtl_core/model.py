@@ -1,0 +1,97 @@
+"""MultiTaskModel: one shared encoder pass, then the requested task heads.
+
+          input_ids, attention_mask (B, T)
+                      |
+        backbone layers 0 .. L-k-1 (frozen, shared)      -> shared states (B, T, H)
+               /                         \\
+ original layers L-k .. L-1       fine-tuned copy of those k layers ("task layers")
+ mean-pool + L2 -> embeddings     mean-pool + L2 -> pooled task vector -> heads -> logits
+ (what similarity/UMAP show)
+
+With k = 0 the two branches are the same tensor: heads read the very embedding the app shows.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .encoder import SentenceEncoder, l2_normalize, mean_pool, run_layers
+from .heads import HeadInputs, build_head
+
+
+@dataclass
+class MultiTaskOutput:
+    embeddings: torch.Tensor  # (B, H) unit length, from the original backbone
+    logits: dict[str, torch.Tensor]  # task name -> (B, num_labels)
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: SentenceEncoder, config: ModelConfig):
+        super().__init__()
+        num_layers = len(encoder.layers)
+        if not 0 <= config.task_layers <= num_layers:
+            raise ValueError(f"task_layers must be in 0..{num_layers}, got {config.task_layers}")
+        self.config = config
+        self.encoder = encoder.requires_grad_(False)  # the shared backbone is never trained in place
+        self.split = num_layers - config.task_layers  # index of the first layer with a task copy
+        self.task_layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layers[self.split:])
+        self.task_layers.requires_grad_(True)
+        self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size) for h in config.heads})
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.heads)
+
+    def freeze(self, part: str) -> None:
+        """Stop training `part`: "task_layers" or a head name."""
+        self._module(part).requires_grad_(False)
+
+    def unfreeze(self, part: str) -> None:
+        self._module(part).requires_grad_(True)
+
+    def _module(self, part: str) -> nn.Module:
+        if part == "task_layers":
+            return self.task_layers
+        if part in self.heads:
+            return self.heads[part]
+        raise ValueError(f"unknown part {part!r}; valid: ['task_layers'] + {self.task_names}")
+
+    def _check_tasks(self, tasks: list[str] | None) -> list[str]:
+        if tasks is None:
+            return self.task_names
+        unknown = [t for t in tasks if t not in self.heads]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; valid: {self.task_names}")
+        return list(tasks)
+
+    def shared_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token states entering the first task layer: (B, T) -> (B, T, H). Frozen: cacheable."""
+        return self.encoder.hidden_states(input_ids, attention_mask, last_layer=self.split)
+
+    def heads_from_shared(self, shared: torch.Tensor, attention_mask: torch.Tensor,
+                          tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Task layers + heads on shared states; the trainable part of the model."""
+        token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
+        pooled = l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
+        return self.heads_from_pooled(pooled, tasks, token_states, attention_mask)
+
+    def heads_from_pooled(self, pooled: torch.Tensor, tasks: list[str] | None = None,
+                          token_states: torch.Tensor | None = None,
+                          attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        inputs = HeadInputs(pooled, token_states, attention_mask)
+        return {task: self.heads[task](inputs) for task in self._check_tasks(tasks)}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                tasks: list[str] | None = None) -> MultiTaskOutput:
+        shared = self.shared_states(input_ids, attention_mask)
+        general = self.encoder.hidden_states(input_ids, attention_mask, self.split, hidden=shared)
+        embeddings = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
+        if self.config.task_layers == 0:
+            logits = self.heads_from_pooled(embeddings, tasks, general, attention_mask)
+        else:
+            logits = self.heads_from_shared(shared, attention_mask, tasks)
+        return MultiTaskOutput(embeddings, logits)
