@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import SENTIMENT_LABELS, HeadConfig, ModelConfig
 from .encoder import SentenceEncoder, l2_normalize, mean_pool, run_layers
 from .heads import HeadInputs, build_head
 
@@ -41,6 +41,16 @@ class MultiTaskModel(nn.Module):
         self.task_layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layers[self.split:])
         self.task_layers.requires_grad_(True)
         self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size) for h in config.heads})
+
+    @classmethod
+    def build(cls, encoder: SentenceEncoder, intent_labels: list[str], task_layers: int = 0,
+              head_hidden: int = 0, dropout: float = 0.1) -> "MultiTaskModel":
+        """The project's two-task model (intent + sentiment) around `encoder`, heads untrained."""
+        heads = [HeadConfig("intent", list(intent_labels), hidden=head_hidden, dropout=dropout),
+                 HeadConfig("sentiment", list(SENTIMENT_LABELS), hidden=head_hidden, dropout=dropout)]
+        config = ModelConfig(heads=heads, backbone=encoder.name, task_layers=task_layers,
+                             hidden_size=encoder.hidden_size, num_backbone_layers=len(encoder.layers))
+        return cls(encoder, config)
 
     @property
     def task_names(self) -> list[str]:

@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .cli import io_parser, run_cli
-from .config import SENTIMENT_LABELS, HeadConfig, ModelConfig
 from .encoder import SentenceEncoder, check_sentences
 from .model import MultiTaskModel
 
@@ -25,13 +24,6 @@ CHECKPOINT_ENV = "MTL_CHECKPOINT"
 PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
 CSV_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_score",
                "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
-
-
-def untrained_config(intent_labels: list[str], backbone: str | None = None) -> ModelConfig:
-    """The shipped architecture with random heads: only for tests and before training."""
-    return ModelConfig(heads=[HeadConfig("intent", list(intent_labels)),
-                              HeadConfig("sentiment", list(SENTIMENT_LABELS))],
-                       backbone=backbone, trained=False)
 
 
 @dataclass
@@ -65,7 +57,7 @@ class Predictor:
     def untrained(cls, intent_labels: list[str], encoder: SentenceEncoder | None = None) -> "Predictor":
         """Random heads, explicitly flagged `trained=False`; callers must say so when showing output."""
         encoder = encoder or SentenceEncoder.load()
-        return cls(MultiTaskModel(encoder, untrained_config(intent_labels, encoder.name)))
+        return cls(MultiTaskModel.build(encoder, intent_labels))
 
     @property
     def trained(self) -> bool:

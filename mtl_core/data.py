@@ -1,0 +1,76 @@
+"""Loading the real task data (Banking77 intents, SemEval 4A sentiment) from a data folder.
+
+Layout expected under DATA_DIR (see ../shared/data/README.md):
+  intent/{train,test}.csv + labels.json        (no official dev split: carved here, stratified, seeded)
+  sentiment/{train,dev,test}.csv + labels.json
+CSV columns: text,label.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+TASKS = ("intent", "sentiment")
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    labels: np.ndarray  # (N,) int64 label ids
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: np.ndarray) -> "Split":
+        return Split([self.texts[i] for i in idx], self.labels[idx])
+
+
+@dataclass
+class TaskData:
+    name: str
+    label_names: list[str]
+    train: Split
+    dev: Split
+    test: Split
+
+
+def read_split(path: Path, label_names: list[str]) -> Split:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; is --data-dir the folder with intent/ and sentiment/?")
+    index = {name: i for i, name in enumerate(label_names)}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    unknown = {r["label"] for r in rows} - set(index)
+    if unknown:
+        raise ValueError(f"{path} has labels not in labels.json: {sorted(unknown)[:5]}")
+    return Split([r["text"] for r in rows], np.array([index[r["label"]] for r in rows], dtype=np.int64))
+
+
+def stratified_subsample(split: Split, size: int | None, seed: int) -> Split:
+    """A stratified, seeded subset of `size` rows (all rows when size is None or too big)."""
+    if size is None or size >= len(split):
+        return split
+    idx, _ = train_test_split(np.arange(len(split)), train_size=size, stratify=split.labels, random_state=seed)
+    return split.subset(np.sort(idx))
+
+
+def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: int = 0) -> TaskData:
+    """Train/dev/test of one task. Intent dev = a stratified `dev_fraction` of train (seeded)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {list(TASKS)}")
+    folder = Path(data_dir) / task
+    label_names = json.loads((folder / "labels.json").read_text())
+    train = read_split(folder / "train.csv", label_names)
+    test = read_split(folder / "test.csv", label_names)
+    if (folder / "dev.csv").is_file():
+        dev = read_split(folder / "dev.csv", label_names)
+    else:
+        train_idx, dev_idx = train_test_split(np.arange(len(train)), test_size=dev_fraction,
+                                              stratify=train.labels, random_state=seed)
+        train, dev = train.subset(np.sort(train_idx)), train.subset(np.sort(dev_idx))
+    return TaskData(task, label_names, train, dev, test)

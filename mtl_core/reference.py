@@ -1,0 +1,175 @@
+"""A reference map: labelled example sentences with a UMAP fitted once, onto which new sentences are
+projected with `transform`, so even a handful of sentences lands in a meaningful neighbourhood.
+
+The reference sentences come from the data folder when one is configured (a stratified sample of the
+Banking77 and SemEval training sets, never committed), else from assets/reference_sentences.csv,
+sentences written for this project. Building the map (embedding + two UMAP fits) takes tens of
+seconds on a small CPU, so `ReferenceBuilder` does it in a background thread at app start-up, after
+compiling UMAP's numba code; until then callers see `ready == False` and fall back.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .projection import make_umap, umap_method, warm_up
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "MTL_DATA_DIR"
+SHIPPED_REFERENCE = Path(__file__).resolve().parent.parent / "assets" / "reference_sentences.csv"
+PER_INTENT = 8  # x 77 intents = 616 sentences
+PER_SENTIMENT = 130  # x 3 classes = 390 sentences
+MAP_DIMS = (2, 3)
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    texts: list[str]
+    sources: list[str]  # "intent" or "sentiment": which task the label belongs to
+    labels: list[str]
+    origin: str  # where the sentences came from, in words
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    text: str
+    source: str
+    label: str
+    cosine: float
+
+
+def read_labelled_csv(path: Path) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [(row["text"], row["label"]) for row in csv.DictReader(f) if row["text"].strip()]
+
+
+def sample_per_label(rows: list[tuple[str, str]], per_label: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Up to per_label rows of every label, in a seeded random choice, labels in sorted order."""
+    by_label: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_label[row[1]].append(row)
+    return [row for label in sorted(by_label)
+            for row in rng.sample(by_label[label], min(per_label, len(by_label[label])))]
+
+
+def from_data_dir(data_dir: Path, seed: int = 0) -> ReferenceSet:
+    rng = random.Random(seed)
+    intent = sample_per_label(read_labelled_csv(data_dir / "intent" / "train.csv"), PER_INTENT, rng)
+    sentiment = sample_per_label(read_labelled_csv(data_dir / "sentiment" / "train.csv"), PER_SENTIMENT, rng)
+    rows = [(t, "intent", l) for t, l in intent] + [(t, "sentiment", l) for t, l in sentiment]
+    return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                        f"{len(intent)} Banking77 + {len(sentiment)} SemEval training sentences from {data_dir}")
+
+
+def from_csv(path: Path = SHIPPED_REFERENCE) -> ReferenceSet:
+    """A CSV with columns text,source,label."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [(r["text"], r["source"], r["label"]) for r in csv.DictReader(f)]
+    return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                        f"{len(rows)} example sentences shipped with the app ({path.name})")
+
+
+def load_reference_set(data_dir: str | Path | None = None) -> ReferenceSet:
+    """From `data_dir` (or $MTL_DATA_DIR) when given, else the shipped example sentences."""
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
+    return from_data_dir(Path(chosen)) if chosen else from_csv()
+
+
+class ReferenceMap:
+    """Reference sentences with their unit-length embeddings and one fitted UMAP per output dimension."""
+
+    def __init__(self, refset: ReferenceSet, embeddings: np.ndarray, models: dict[int, object]):
+        self.refset = refset
+        self.embeddings = embeddings  # (R, H), unit length
+        self.models = models
+        self._lock = threading.Lock()  # umap-learn does not promise that transform is thread-safe
+
+    @classmethod
+    def fit(cls, refset: ReferenceSet, embeddings: np.ndarray, dims: tuple[int, ...] = MAP_DIMS) -> "ReferenceMap":
+        models = {d: make_umap(len(refset), d).fit(embeddings) for d in dims}
+        return cls(refset, embeddings, models)
+
+    def coords(self, dims: int) -> np.ndarray:
+        """The reference points' own positions, (R, dims)."""
+        return self.models[dims].embedding_
+
+    def transform(self, embeddings: np.ndarray, dims: int) -> np.ndarray:
+        """Place new sentences on the fitted map: (N, H) -> (N, dims)."""
+        with self._lock:
+            return self.models[dims].transform(embeddings).astype(np.float32)
+
+    def method(self, dims: int) -> str:
+        return (f"reference map: {umap_method(self.models[dims].n_neighbors)} fitted on "
+                f"{self.refset.origin}; your sentences placed with transform")
+
+    def hover(self) -> list[str]:
+        return [f"[{source}: {label}] {text}"
+                for text, source, label in zip(self.refset.texts, self.refset.sources, self.refset.labels)]
+
+    def nearest(self, embedding: np.ndarray, k: int = 5) -> list[Neighbour]:
+        """The k reference sentences with the highest cosine similarity to one unit-length embedding (H,)."""
+        scores = self.embeddings @ embedding  # (R, H) @ (H,) -> (R,)
+        top = np.argsort(-scores, kind="stable")[:k]
+        ref = self.refset
+        return [Neighbour(ref.texts[i], ref.sources[i], ref.labels[i], float(scores[i])) for i in top]
+
+
+class ReferenceBuilder:
+    """Builds a ReferenceMap in a daemon thread: warm up UMAP, embed the sentences, fit the maps.
+
+    `umap_ready` turns true after the warm-up, `map` is set when everything is done; `status` says
+    in words where it stands (also after a failure, which is logged and leaves the app working).
+    """
+
+    def __init__(self, load: Callable[[], ReferenceSet], embed: Callable[[list[str]], np.ndarray]):
+        self._load = load
+        self._embed = embed
+        self.umap_ready = False
+        self.map: ReferenceMap | None = None
+        self.status = "reference map: not started"
+        self.timings: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name="reference-map", daemon=True)
+
+    def start(self) -> "ReferenceBuilder":
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.map is not None
+
+    def _timed(self, step: str, fn: Callable):
+        start = time.perf_counter()
+        result = fn()
+        self.timings[step] = round(time.perf_counter() - start, 2)
+        return result
+
+    def _run(self) -> None:
+        try:
+            self.status = "reference map: compiling UMAP (first use takes a while)"
+            self._timed("umap_warm_up_s", warm_up)
+            self.umap_ready = True
+            refset = self._load()
+            self.status = f"reference map: embedding {len(refset)} reference sentences"
+            embeddings = self._timed("embed_s", lambda: self._embed(refset.texts))
+            self.status = f"reference map: fitting UMAP on {len(refset)} sentences"
+            self.map = self._timed("fit_s", lambda: ReferenceMap.fit(refset, embeddings))
+            self.status = f"reference map ready ({refset.origin})"
+            log.info("reference map ready: %s (timings %s)", refset.origin, self.timings)
+        except Exception:  # a broken reference set must not take the app down; the log has the cause
+            log.exception("building the reference map failed")
+            self.status = "reference map unavailable (building it failed; see the server log)"

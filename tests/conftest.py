@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny randomly initialised BERT (no weights, seconds) and a tiny data folder."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            max_position_embeddings=512)
+
+
+def tiny_bert(seed: int = 0) -> BertModel:
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=30522, **TINY)).eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    # The real tokenizer's vocabulary (a small local file); the model weights stay random.
+    return AutoTokenizer.from_pretrained(bundled_backbone_path())
+
+
+@pytest.fixture()
+def tiny_encoder(tokenizer) -> SentenceEncoder:
+    return SentenceEncoder(tiny_bert(), tokenizer, name="tiny").requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory, tokenizer) -> Path:
+    """The tiny BERT saved as a folder, for code paths that load a backbone by name."""
+    path = tmp_path_factory.mktemp("tiny_backbone")
+    tiny_bert().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+INTENT_ROWS = {"card_arrival": ["my card has not arrived", "where is my new card", "card still not delivered",
+                                "when will my card come", "has my card been sent yet", "card arrival time"],
+               "lost_or_stolen_card": ["I lost my card", "my card was stolen", "someone took my wallet",
+                                       "cannot find my card anywhere", "report a stolen card", "card is missing"],
+               "exchange_rate": ["what is the exchange rate", "how much is a euro in dollars",
+                                 "currency rate today", "rate for pounds to yen", "exchange rate fee",
+                                 "which rate do you use"]}
+SENTIMENT_ROWS = {"negative": ["this is awful", "I hate it", "worst app ever", "so disappointed",
+                               "terrible service", "it keeps crashing"],
+                  "neutral": ["it is tuesday", "the store opens at nine", "I read the news",
+                              "the meeting is at noon", "there is a bus", "we had lunch"],
+                  "positive": ["I love this", "great job", "best day ever", "so happy with it",
+                               "wonderful people", "amazing update"]}
+
+
+def write_split(path: Path, rows: dict[str, list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for label, texts in rows.items():
+            writer.writerows([t, label] for t in texts)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A data folder with the real layout and a few dozen rows per task."""
+    root = tmp_path_factory.mktemp("data")
+    for task, rows, splits in [("intent", INTENT_ROWS, ["train", "test"]),
+                               ("sentiment", SENTIMENT_ROWS, ["train", "dev", "test"])]:
+        (root / task).mkdir()
+        (root / task / "labels.json").write_text(json.dumps(list(rows)))
+        for split in splits:
+            write_split(root / task / f"{split}.csv", rows)
+    return root

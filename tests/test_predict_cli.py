@@ -1,0 +1,115 @@
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtl_core import checkpoint
+from mtl_core.encoder import SentenceEncoder
+from mtl_core.inputs import InputError, parse_sentences
+from mtl_core.predict import CSV_COLUMNS, Predictor
+
+INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", "pin_blocked", "top_up_limits"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory):
+    predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
+    return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))
+
+
+def test_predict_record_structure(tiny_checkpoint):
+    predictor = Predictor.load(tiny_checkpoint)
+    assert predictor.trained is False  # an untrained model says so
+    records = predictor.predict(["my card is lost", "great app"])
+    assert [r["text"] for r in records] == ["my card is lost", "great app"]
+    intent, sentiment = records[0]["intent"], records[0]["sentiment"]
+    assert intent["label"] in INTENTS and len(intent["top"]) == 5
+    assert intent["top"][0] == (intent["label"], intent["score"])
+    assert [s for _, s in intent["top"]] == sorted((s for _, s in intent["top"]), reverse=True)
+    assert set(sentiment["probs"]) == {"negative", "neutral", "positive"}
+    assert sentiment["probs"][sentiment["label"]] == sentiment["score"] == max(sentiment["probs"].values())
+    assert abs(sum(sentiment["probs"].values()) - 1) < 1e-5
+
+
+def test_run_reuses_one_pass_for_embeddings_and_predictions(tiny_checkpoint):
+    predictor = Predictor.load(tiny_checkpoint)
+    results = predictor.run(["a", "bb bb", "c c c"])
+    np.testing.assert_allclose(results.embeddings, predictor.embed(["a", "bb bb", "c c c"]), atol=1e-6)
+    assert results.probs["intent"].shape == (3, len(INTENTS))
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("a.txt", b"first\n\n  second  \r\nthird", ["first", "second", "third"]),
+    ("a.csv", b"id,text\n1,hello\n2,\"with, comma\"\n3,\n", ["hello", "with, comma"]),
+    ("a.csv", "\ufefftext\nbom ok\n".encode(), ["bom ok"]),
+    ("a.txt", "emoji \U0001f600 and \u05e9\u05dc\u05d5\u05dd\n".encode(), ["emoji \U0001f600 and \u05e9\u05dc\u05d5\u05dd"]),
+])
+def test_parse_sentences(name, data, expected):
+    assert parse_sentences(data, name) == expected
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("a.txt", b"\n \n", "contains no sentences"),
+    ("a.csv", b"sentence\nhello\n", "no `text` column"),
+    ("a.txt", b"caf\xe9\n", "not UTF-8"),
+    ("a.csv", b"PK\x03\x04\x00\x00binary", "binary"),
+    ("a.pdf", b"hello", "unsupported file type"),
+])
+def test_parse_sentences_errors(name, data, match):
+    with pytest.raises(InputError, match=match):
+        parse_sentences(data, name)
+
+
+def run_cli(module, *args):
+    return subprocess.run([sys.executable, "-m", f"mtl_core.{module}", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_predict_cli_writes_the_documented_columns(tiny_checkpoint, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('text,other\n"I love <b>this</b>",x\nmy card is lost,y\n', encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--input", src, "--output", out, "--checkpoint", tiny_checkpoint)
+    assert result.returncode == 0, result.stderr
+    assert "UNTRAINED" in result.stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert [r["text"] for r in rows] == ["I love <b>this</b>", "my card is lost"]
+
+
+def test_embed_cli_writes_npy(tiny_backbone_dir, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("one\ntwo\nthree\n")
+    out = tmp_path / "out.npy"
+    result = run_cli("embed", "--input", src, "--output", out, "--backbone", tiny_backbone_dir)
+    assert result.returncode == 0, result.stderr
+    vectors = np.load(out)
+    assert vectors.shape == (3, 32) and vectors.dtype == np.float32
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("missing.txt", None, "does not exist"),
+    ("empty.txt", b"", "contains no sentences"),
+    ("notext.csv", b"a,b\n1,2\n", "no `text` column"),
+    ("latin1.txt", b"caf\xe9\n", "not UTF-8"),
+    ("binary.csv", bytes(range(256)) * 4, "binary"),
+])
+def test_clis_fail_with_one_line_and_no_traceback(tiny_backbone_dir, tmp_path, name, data, match):
+    src = tmp_path / name
+    if data is not None:
+        src.write_bytes(data)
+    for module, extra in [("embed", ["--backbone", tiny_backbone_dir]), ("predict", [])]:
+        result = run_cli(module, "--input", src, "--output", tmp_path / "out", *extra)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0]
+
+
+def test_predict_cli_bad_checkpoint_is_one_line(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("hello\n")
+    result = run_cli("predict", "--input", src, "--output", tmp_path / "o.csv", "--checkpoint", tmp_path / "none")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "does not exist" in result.stderr
