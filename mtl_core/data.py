@@ -70,7 +70,8 @@ def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: 
     if (folder / "dev.csv").is_file():
         dev = read_split(folder / "dev.csv", label_names)
     else:
-        train_idx, dev_idx = train_test_split(np.arange(len(train)), test_size=dev_fraction,
+        dev_size = max(round(dev_fraction * len(train)), len(label_names))  # >= one row per class
+        train_idx, dev_idx = train_test_split(np.arange(len(train)), test_size=dev_size,
                                               stratify=train.labels, random_state=seed)
         train, dev = train.subset(np.sort(train_idx)), train.subset(np.sort(dev_idx))
     return TaskData(task, label_names, train, dev, test)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
@@ -34,6 +35,9 @@ class FeatureStore:
     @property
     def pooled(self) -> bool:
         return self.lengths is None
+
+    def token_lengths(self) -> np.ndarray | None:
+        return None if self.pooled else self.lengths.numpy()
 
     def __len__(self) -> int:
         return len(self.flat) if self.pooled else len(self.lengths)

@@ -24,11 +24,16 @@ class HeadInputs:
 
 
 class SentenceClassificationHead(nn.Module):
-    """Dropout -> [Linear -> GELU -> Dropout] -> Linear over the pooled sentence vector."""
+    """LayerNorm -> Dropout -> [Linear -> GELU -> Dropout] -> Linear over the pooled sentence vector.
+
+    The pooled vector has unit length, so its 384 coordinates are ~0.05: the LayerNorm rescales them
+    to unit variance, where default initialisation and ordinary learning rates work (without it a
+    linear head on frozen features learned far slower: 88.5% vs 90.0% dev intent accuracy).
+    """
 
     def __init__(self, config: HeadConfig, input_size: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Dropout(config.dropout)]
+        layers: list[nn.Module] = [nn.LayerNorm(input_size), nn.Dropout(config.dropout)]
         width = input_size
         if config.hidden:
             layers += [nn.Linear(input_size, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]

@@ -102,18 +102,30 @@ def task_probabilities(sizes: dict[str, float], sampling: str, temperature: floa
 
 
 class BatchSampler:
-    """Endless shuffled batches of one task's rows; reshuffles when a pass is done."""
+    """Endless shuffled batches of one task's rows, a new shuffle per pass.
 
-    def __init__(self, n: int, batch_size: int, rng: np.random.Generator):
-        self.n, self.batch_size, self.rng = n, batch_size, rng
-        self.order, self.pos = rng.permutation(n), 0
+    With token lengths given, rows are sorted by length inside windows of `window` batches, so a batch
+    holds sentences of similar length and little compute goes to padding; batch order stays random.
+    """
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None,
+                 window: int = 50):
+        self.n, self.batch_size, self.rng, self.lengths, self.window = n, batch_size, rng, lengths, window
+        self.batches: list[np.ndarray] = []
+
+    def new_pass(self) -> list[np.ndarray]:
+        order = self.rng.permutation(self.n)
+        if self.lengths is not None:
+            span = self.batch_size * self.window
+            order = np.concatenate([w[np.argsort(self.lengths[w], kind="stable")]
+                                    for w in np.split(order, range(span, self.n, span))])
+        batches = np.split(order, range(self.batch_size, self.n, self.batch_size))
+        return [batches[i] for i in self.rng.permutation(len(batches))]
 
     def next(self) -> list[int]:
-        if self.pos >= self.n:
-            self.order, self.pos = self.rng.permutation(self.n), 0
-        idx = self.order[self.pos:self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return idx.tolist()
+        if not self.batches:
+            self.batches = self.new_pass()
+        return self.batches.pop().tolist()
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -225,7 +237,8 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     sizes = {t: len(data[t].train) * cfg.oversample.get(t, 1.0) for t in tasks}
     probs = task_probabilities(sizes, cfg.sampling, cfg.sampling_temperature)
     steps = math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
-    samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng) for t in tasks}
+    samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
+                for t in tasks}
     losses = {t: nn.CrossEntropyLoss(weight=class_weights(data[t].train.labels, len(data[t].label_names))
                                      if t in cfg.class_weighting else None) for t in tasks}
     weighting = TaskLossWeighting(tasks, cfg.loss_weights, cfg.uncertainty_weighting)
@@ -259,7 +272,7 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
                "history": history, "calibration": calibration,
                "task_probabilities": probs, "train_rows": {t: len(data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-               "uncertainty_log_vars": ({t: float(v) for t, v in weighting.log_vars.items()}
+               "uncertainty_log_vars": ({t: v.item() for t, v in weighting.log_vars.items()}
                                         if weighting.learned else None),
                "wall_seconds": {"features": feature_seconds, "total": time.perf_counter() - started},
                "torch_threads": torch.get_num_threads()}

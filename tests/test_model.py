@@ -116,9 +116,9 @@ def test_corrupt_weights_file(saved, tiny_encoder):
 
 def test_partial_weights_are_refused(saved, tiny_encoder):
     weights = checkpoint.read_weights(saved)
-    weights.pop("heads.sentiment.net.1.weight")
+    weights.pop("heads.sentiment.net.2.weight")
     save_file(weights, str(saved / "weights.safetensors"))
-    with pytest.raises(CheckpointError, match="missing.*heads.sentiment.net.1.weight"):
+    with pytest.raises(CheckpointError, match="missing.*heads.sentiment.net.2.weight"):
         checkpoint.load(saved, tiny_encoder)
 
 

@@ -1,0 +1,52 @@
+"""Real all-MiniLM-L6-v2 weights (bundled package) and real data from ../shared/data."""
+import csv
+
+import numpy as np
+import pytest
+
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
+from tests.conftest import DATA_DIR
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = ["It CAN take a while for the points to collect",
+           "Fetch Rewards is a game-changer for shoppers!",
+           "I guess over the years since more people started using Fetch, they make it hard to get gift cards."]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return SentenceEncoder.load()
+
+
+@pytest.fixture(scope="module")
+def intent_test_texts():
+    with open(DATA_DIR / "intent" / "test.csv", encoding="utf-8") as f:
+        return [row["text"] for row in csv.DictReader(f)]
+
+
+def test_matches_sentence_transformers_on_every_intent_test_sentence(encoder, intent_test_texts):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(bundled_backbone_path(), device="cpu")
+    expected = reference.encode(intent_test_texts, batch_size=64, normalize_embeddings=True)
+    ours = encoder.encode(intent_test_texts, batch_size=64)
+    cosine = (ours * expected).sum(axis=1)
+    assert len(cosine) == 3080 and cosine.min() >= 0.99999, f"worst cosine {cosine.min()}"
+
+
+def test_sentence_alone_vs_batched_with_a_200_token_sentence(encoder):
+    long = " ".join(["please check the status of my international transfer"] * 25)
+    assert encoder.token_counts([long])[0] >= 200
+    for sentence in SAMPLES:
+        alone = encoder.encode([sentence])[0]
+        batched = encoder.encode([sentence, long], batch_size=2)[0]
+        assert np.abs(alone - batched).max() <= 1e-5
+
+
+def test_step1_samples_encode_to_384_unit_numbers(encoder):
+    vectors = encoder.encode(SAMPLES)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sims = vectors @ vectors.T
+    assert sims[0, 2] > sims[0, 1]  # both about collecting rewards points, vs a slogan

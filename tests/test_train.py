@@ -1,0 +1,129 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mtl_core import checkpoint
+from mtl_core.encoder import SentenceEncoder
+from mtl_core.evaluate import expected_calibration_error, fit_temperature, task_metrics
+from mtl_core.features import compute_features, logits_from_features
+from mtl_core.model import MultiTaskModel
+from mtl_core.train import (TaskLossWeighting, TrainConfig, class_weights, load_data, resolve_config,
+                            parser, task_probabilities, train)
+
+TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
+
+
+@pytest.mark.parametrize("task_layers", [0, 1, 2])
+def test_cached_forward_equals_uncached(tiny_encoder, task_layers):
+    model = MultiTaskModel.build(tiny_encoder, ["x", "y", "z"], task_layers=task_layers).eval()
+    store = compute_features(model, TEXTS, batch_size=3)
+    cached = logits_from_features(model, store, [3, 0, 2], ["intent", "sentiment"])
+    direct = model(**tiny_encoder.tokenize([TEXTS[i] for i in (3, 0, 2)])).logits
+    for task in ("intent", "sentiment"):
+        torch.testing.assert_close(cached[task], direct[task], atol=1e-5, rtol=0)
+
+
+def run_training(tmp_path, data_dir, backbone_dir, **overrides):
+    cfg = TrainConfig(output=str(tmp_path / "run"), data_dir=str(data_dir), backbone=str(backbone_dir),
+                      epochs=4, batch_size=8, lr=1e-3, head_lr=1e-2, patience=10, cache_dir=None, **overrides)
+    encoder = SentenceEncoder.load(cfg.backbone)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    return cfg, encoder, before, train(cfg, encoder)
+
+
+def train_loss(model, data, task):
+    store = compute_features(model, data[task].train.texts)
+    logits = logits_from_features(model.eval(), store, list(range(len(store))), [task])[task]
+    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(data[task].train.labels)).item()
+
+
+def test_training_lowers_loss_keeps_frozen_weights_and_round_trips(tmp_path, tiny_data_dir, tiny_backbone_dir):
+    cfg, encoder, before, metrics = run_training(tmp_path, tiny_data_dir, tiny_backbone_dir, task_layers=1,
+                                                 freeze=["sentiment"], seed=3)
+    data = load_data(cfg)
+    torch.manual_seed(cfg.seed)
+    fresh = MultiTaskModel.build(encoder, data["intent"].label_names, task_layers=1)
+    trained = checkpoint.load(cfg.output, encoder)
+    assert train_loss(trained, data, "intent") < train_loss(fresh, data, "intent")
+    for key, value in encoder.state_dict().items():  # the shared backbone is bit-for-bit unchanged
+        assert torch.equal(value, before[key]), key
+    for key, value in trained.heads["sentiment"].state_dict().items():  # the frozen head too
+        assert torch.equal(value, fresh.heads["sentiment"].state_dict()[key]), key
+    assert trained.config.trained
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["best_epoch"] >= 1 and set(saved["dev"]) == {"intent", "sentiment"}
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["task_layers"] == 1
+
+
+def test_frozen_backbone_training_with_uncertainty_weighting(tmp_path, tiny_data_dir, tiny_backbone_dir):
+    _, _, _, metrics = run_training(tmp_path, tiny_data_dir, tiny_backbone_dir, task_layers=0,
+                                    uncertainty_weighting=True, sampling="uniform", class_weighting=["sentiment"])
+    assert set(metrics["uncertainty_log_vars"]) == {"intent", "sentiment"}
+    assert metrics["task_probabilities"] == {"intent": 0.5, "sentiment": 0.5}
+    assert metrics["calibration"]["intent"]["temperature"] > 0
+
+
+def test_task_probabilities():
+    sizes = {"a": 900.0, "b": 100.0}
+    assert task_probabilities(sizes, "proportional", 1) == pytest.approx({"a": 0.9, "b": 0.1})
+    assert task_probabilities(sizes, "temperature", 2) == pytest.approx({"a": 0.75, "b": 0.25})
+    assert task_probabilities(sizes, "uniform", 1) == pytest.approx({"a": 0.5, "b": 0.5})
+    with pytest.raises(ValueError, match="valid"):
+        task_probabilities(sizes, "random", 1)
+
+
+def test_class_weights_are_balanced():
+    weights = class_weights(np.array([0, 0, 0, 1]), 2)
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0])
+
+
+def test_loss_weighting():
+    loss = torch.tensor(2.0)
+    assert TaskLossWeighting(["a"], {"a": 3.0}, learned=False)("a", loss).item() == 6.0
+    learned = TaskLossWeighting(["a"], {}, learned=True)
+    with torch.no_grad():
+        learned.log_vars["a"].fill_(np.log(2.0))
+    assert learned("a", loss).item() == pytest.approx(2.0 / 2.0 + np.log(2.0))
+
+
+def test_metrics_on_hand_made_predictions():
+    m = task_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]))
+    assert m["accuracy"] == 0.75
+    assert m["macro_recall"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_expected_calibration_error_by_hand():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    # bin 0.9: conf 0.9, acc 1/2 -> 0.4; bin 0.6: conf 0.6, acc 1 -> 0.4; ECE = 0.4
+    assert expected_calibration_error(probs, np.array([0, 1, 0, 0])) == pytest.approx(0.4)
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    torch.manual_seed(0)
+    true_logits = torch.randn(4000, 4) * 2
+    labels = torch.distributions.Categorical(logits=true_logits).sample()
+    assert fit_temperature(true_logits * 3, labels) == pytest.approx(3.0, rel=0.1)
+
+
+def test_config_file_and_flags(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"task_layers": 0, "epochs": 3, "loss_weights": {"sentiment": 2}}))
+    cfg = resolve_config(parser().parse_args(["--config", str(path), "--epochs", "5", "--train-size", "sentiment=500"]))
+    assert (cfg.task_layers, cfg.epochs, cfg.loss_weights, cfg.train_size) == (0, 5, {"sentiment": 2}, {"sentiment": 500})
+    path.write_text(json.dumps({"epochz": 3}))
+    with pytest.raises(SystemExit, match="unknown fields"):
+        resolve_config(parser().parse_args(["--config", str(path)]))
+
+
+def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
+    from mtl_core.train import BatchSampler
+
+    lengths = np.random.default_rng(0).integers(5, 60, size=103)
+    sampler = BatchSampler(103, 8, np.random.default_rng(1), lengths, window=4)
+    batches = [sampler.next() for _ in range(13)]  # ceil(103 / 8) batches = one pass
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < np.ptp(lengths) / 2  # similar lengths share a batch
