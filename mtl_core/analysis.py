@@ -17,7 +17,7 @@ from .inputs import InputError, parse_sentences, split_lines
 from .predict import PROGRESS_THRESHOLD, Predictor, Results, to_csv_rows, to_records, write_csv
 from .projection import Projection, project
 from .reference import Neighbour, ReferenceBuilder
-from .viz import SENTIMENT_COLOURS, cosine_similarity, projection_scatter, similarity_heatmap
+from .viz import SENTIMENT_COLOURS, projection_scatter, similarity_heatmap
 
 MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
 HEATMAP_MAX = 300  # a 2,000 x 2,000 heatmap is ~30 MB of JSON; the API still returns the full matrix
@@ -26,6 +26,7 @@ TOP_INTENTS = 5
 NEIGHBOURS = 5
 TABLE_HEADERS = ["#", "sentence", "intent", "intent confidence", "sentiment", "sentiment confidence"]
 NEIGHBOUR_HEADERS = ["cosine", "task", "label", "reference sentence"]
+PREVIEW_HEADERS = ["#", "sentence", "norm"] + [f"e{j}" for j in range(PREVIEW_DIMS)]
 WORD_CASE = {"atm": "ATM", "pin": "PIN", "id": "ID", "apple": "Apple", "google": "Google",
              "visa": "Visa", "mastercard": "Mastercard"}
 
@@ -119,13 +120,11 @@ class Analysis:
             return [r["sentiment"]["label"] for r in self.records]
         raise ValueError(f"colour_by must be 'intent' or 'sentiment', got {colour_by!r}")
 
-    def embedding_preview(self, dims: int = PREVIEW_DIMS) -> tuple[list[str], list[list]]:
-        """Headers and rows: sentence, L2 norm, first `dims` components."""
+    def embedding_preview(self) -> list[list]:
+        """Rows of PREVIEW_HEADERS: sentence, L2 norm, first PREVIEW_DIMS components."""
         norms = np.linalg.norm(self.embeddings, axis=1)
-        headers = ["#", "sentence", "norm"] + [f"e{j}" for j in range(dims)]
-        rows = [[i + 1, t, round(float(norms[i]), 4), *np.round(self.embeddings[i, :dims], 4).tolist()]
+        return [[i + 1, t, round(float(norms[i]), 4), *np.round(self.embeddings[i, :PREVIEW_DIMS], 4).tolist()]
                 for i, t in enumerate(self.texts)]
-        return headers, rows
 
     def write_downloads(self, folder: Path) -> list[Path]:
         """results.csv (the predict CLI's columns), embeddings.npy and embeddings.csv."""
@@ -135,7 +134,9 @@ class Analysis:
         with open(paths[2], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["text"] + [f"e{j}" for j in range(self.embeddings.shape[1])])
-            writer.writerows([t, *map(repr, map(float, row))] for t, row in zip(self.texts, self.embeddings))
+            # float32 carries about 7 significant digits; more would only add noise and size
+            rows = zip(self.texts, self.embeddings, strict=True)
+            writer.writerows([t, *(f"{v:.7g}" for v in vector)] for t, vector in rows)
         return paths
 
 
@@ -167,7 +168,8 @@ def map_view(embeddings: np.ndarray, dims: int, builder: ReferenceBuilder | None
     ref = builder.map if builder else None
     if use_reference and ref is not None:
         projection = Projection(ref.transform(embeddings, dims), ref.method(dims))
-        return MapView(projection, projection.method, True, ref.coords(dims), ref.hover())
+        note = f"{projection.method}: {ref.description(dims)}"
+        return MapView(projection, note, True, ref.coords(dims), ref.hover())
     umap_ready = builder.umap_ready if builder else True
     projection = project(embeddings, dims, umap_ready=umap_ready)
     note = projection.method

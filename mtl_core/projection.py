@@ -46,7 +46,7 @@ def pca(x: np.ndarray, n_components: int) -> np.ndarray:
     """
     centred = x - x.mean(axis=0, keepdims=True)  # (N, H)
     u, s, vt = np.linalg.svd(centred, full_matrices=False)  # u (N, r), s (r,), vt (r, H)
-    k = min(n_components, s.shape[0])
+    k = min(n_components, int((s > s.max() * 1e-5).sum()))  # directions beyond the rank are float noise
     signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
     signs[signs == 0] = 1.0
     coords = np.zeros((x.shape[0], n_components), dtype=np.float32)

@@ -70,7 +70,7 @@ def from_data_dir(data_dir: Path, seed: int = 0) -> ReferenceSet:
     rng = random.Random(seed)
     intent = sample_per_label(read_labelled_csv(data_dir / "intent" / "train.csv"), PER_INTENT, rng)
     sentiment = sample_per_label(read_labelled_csv(data_dir / "sentiment" / "train.csv"), PER_SENTIMENT, rng)
-    rows = [(t, "intent", l) for t, l in intent] + [(t, "sentiment", l) for t, l in sentiment]
+    rows = [(t, "intent", y) for t, y in intent] + [(t, "sentiment", y) for t, y in sentiment]
     return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                         f"{len(intent)} Banking77 + {len(sentiment)} SemEval training sentences from {data_dir}")
 
@@ -113,12 +113,14 @@ class ReferenceMap:
             return self.models[dims].transform(embeddings).astype(np.float32)
 
     def method(self, dims: int) -> str:
-        return (f"reference map: {umap_method(self.models[dims].n_neighbors)} fitted on "
-                f"{self.refset.origin}; your sentences placed with transform")
+        return f"UMAP reference map ({len(self.refset):,} labelled sentences; yours placed with transform)"
+
+    def description(self, dims: int) -> str:
+        return f"{umap_method(self.models[dims].n_neighbors)}, fitted once on {self.refset.origin}"
 
     def hover(self) -> list[str]:
         return [f"[{source}: {label}] {text}"
-                for text, source, label in zip(self.refset.texts, self.refset.sources, self.refset.labels)]
+                for text, source, label in zip(self.refset.texts, self.refset.sources, self.refset.labels, strict=True)]
 
     def nearest(self, embedding: np.ndarray, k: int = 5) -> list[Neighbour]:
         """The k reference sentences with the highest cosine similarity to one unit-length embedding (H,)."""

@@ -24,6 +24,7 @@ SCATTERGL_FROM = 500  # WebGL scatter from this many points (SVG gets slow beyon
 HOVER_WIDTH = 60  # characters per hover line
 HOVER_LIMIT = 400  # characters of a sentence shown in a hover (the table has the rest)
 TICK_WORDS = 4
+TICK_CHARS = 28  # also caps a label whose first "word" is a long unbroken string
 SENTIMENT_COLOURS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
 PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repeats
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"
@@ -36,11 +37,13 @@ def hover_text(text: str) -> str:
     return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, HOVER_WIDTH) or [""])
 
 
-def tick_label(i: int, text: str, words: int = TICK_WORDS) -> str:
-    """'3: first few words…' (1-based, as in the table)."""
+def tick_label(i: int, text: str) -> str:
+    """'3: first few words…' (1-based, as in the table), at most TICK_CHARS characters."""
     parts = text.split()
-    short = " ".join(parts[:words]) + ("…" if len(parts) > words else "")
-    return html.escape(f"{i + 1}: {short}", quote=False)
+    short = f"{i + 1}: " + " ".join(parts[:TICK_WORDS])
+    if len(parts) > TICK_WORDS or len(short) > TICK_CHARS:
+        short = short[:TICK_CHARS - 1].rstrip() + "…"
+    return html.escape(short, quote=False)
 
 
 def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
@@ -126,7 +129,7 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
         raise ValueError(f"coords, texts and colour_labels differ in length "
                          f"({coords.shape[0]}, {len(texts)}, {len(colour_labels)})")
     extra = [html.escape(h, quote=False) for h in hover_extra] if hover_extra else [""] * len(texts)
-    hovers = [f"<b>{i + 1}</b>: {hover_text(t)}<br>{e}" for i, (t, e) in enumerate(zip(texts, extra))]
+    hovers = [f"<b>{i + 1}</b>: {hover_text(t)}<br>{e}" for i, (t, e) in enumerate(zip(texts, extra, strict=True))]
     total = len(texts) + (0 if reference_coords is None else len(reference_coords))
     fig = go.Figure()
     if reference_coords is not None:
@@ -141,10 +144,11 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
                                     marker={"size": 9 if dims == 2 else 5, "color": colour,
                                             "line": {"width": 1, "color": "white"}},
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
-    fig.update_layout(title=f"{len(texts)} sentences · {html.escape(method, quote=False)}", height=height,
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"itemsizing": "constant"})
+    title = "<br>".join(textwrap.wrap(html.escape(f"{len(texts)} sentences · {method}", quote=False), 70))
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 70, "b": 10},
+                      legend={"itemsizing": "constant"})
     if dims == 2:
         # Projected axes carry no units; hide the numbers rather than suggest they mean something.
         fig.update_xaxes(showticklabels=False, title=None)
-        fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
+        fig.update_yaxes(showticklabels=False, title=None)
     return fig

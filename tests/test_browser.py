@@ -1,0 +1,130 @@
+"""One real browser (Debian chromium via Playwright, headless, nothing downloaded) against the running app.
+
+The tests share one page and run in file order, like one user's session.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mtl_core.predict import CSV_COLUMNS
+
+pytest_plugins = ["app_server"]
+pytestmark = [pytest.mark.app, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000
+SENTENCES = ["My card still hasn't arrived after two weeks.", "Where is the new card you sent me?",
+             "I was charged twice for the same coffee.", "Why is there an extra fee on my statement?",
+             "I love this app, transfers are instant!", "Best banking app I have used, well done.",
+             "The app crashes every time I open it.", "Support never answers, I'm so frustrated.",
+             "How do I change my PIN?", "Can I add my card to Apple Pay?"]
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold?</b>'
+
+
+def chromium_or_skip() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def page(app_url, reference_ready) -> Iterator:
+    chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.dialogs = []  # any alert() would mean user text was executed
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.wait_for_selector("#analyse")
+        yield page
+        browser.close()
+
+
+def analyse(page, text: str, expect: str) -> None:
+    page.locator("#sentences textarea").fill(text)
+    page.locator("#analyse").click()
+    page.wait_for_function("([sel, want]) => document.querySelector(sel)?.innerText.includes(want)",
+                           arg=["#status", expect])
+
+
+def plot_box(page, elem_id: str) -> dict:
+    plot = page.locator(f"#{elem_id} .js-plotly-plot")
+    plot.wait_for()
+    return plot.bounding_box()
+
+
+def test_submit_fills_table_and_draws_both_plots(page):
+    analyse(page, "\n".join(SENTENCES), f"Analysed {len(SENTENCES)} sentences")
+    grid = page.locator("#predictions [role=grid]")
+    assert grid.get_attribute("aria-rowcount") == str(len(SENTENCES) + 1)  # header + one row per sentence
+    assert page.get_by_text(SENTENCES[0]).count() >= 1
+    for elem_id in ("heatmap", "map"):
+        box = plot_box(page, elem_id)
+        assert box["width"] > 100 and box["height"] > 100, (elem_id, box)
+    page.locator("#heatmap .heatmaplayer").first.wait_for()
+    # Count the drawn sentences from plotly's own trace data: big maps are WebGL, without SVG points.
+    drawn = page.evaluate("""() => document.querySelector('#map .js-plotly-plot').data
+        .filter(t => t.name !== 'reference sentences').reduce((n, t) => n + t.text.length, 0)""")
+    assert drawn == len(SENTENCES)
+    assert "reference map" in page.locator("#map").inner_text()
+    trained = page.locator("#untrained-banner").count() == 0
+    # The README shows the screenshot; one with random (untrained) predictions stays out of assets/.
+    target = ROOT / "assets" / "screenshot.png" if trained else ROOT / "tests" / "_artifacts" / "screenshot.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 10_000
+
+
+def test_downloads_and_3d_map(page):
+    page.get_by_text("Embeddings and downloads").click()
+    for name in ("results.csv", "embeddings.npy", "embeddings.csv"):
+        page.locator(f"#downloads [aria-label='{name}']").wait_for()
+    href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
+    header = page.request.get(href).text().splitlines()[0]
+    assert header.split(",") == CSV_COLUMNS
+    page.get_by_label("3-D").check()
+    page.locator("#map .gl-container canvas, #map .scene").first.wait_for()
+    page.get_by_label("2-D").check()
+
+
+def test_selecting_a_row_shows_its_details(page):
+    page.locator("#predictions").get_by_text(SENTENCES[2]).click()
+    page.wait_for_function("() => document.querySelector('#chooser input')?.value.startsWith('3:')")
+    assert "Nearest reference sentences to #3" in page.locator("#neighbours-note").inner_text()
+
+
+def test_html_in_a_sentence_is_shown_as_text(page):
+    analyse(page, f"{XSS}\nplain sentence", "Analysed 2 sentences")
+    assert page.locator("#predictions").get_by_text(XSS).count() >= 1  # shown literally
+    assert page.evaluate("window.__xss") is None and page.dialogs == []
+    assert page.locator("#predictions img, #predictions script, #predictions b").count() == 0
+
+
+def test_upload_fills_the_textbox_and_bad_files_get_a_message(page, tmp_path):
+    good = tmp_path / "reviews.csv"
+    good.write_text("text,stars\nGreat app,5\nToo many fees,1\n", encoding="utf-8")
+    page.locator("#upload input[type=file]").set_input_files(str(good))
+    page.wait_for_function("() => document.querySelector('#sentences textarea').value === 'Great app\\nToo many fees'")
+    bad = tmp_path / "notes.txt"
+    bad.write_bytes(b"\x00\x01binary")
+    page.locator("#upload input[type=file]").set_input_files(str(bad))
+    page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('binary')")
+
+
+def test_empty_input_gets_a_message_not_an_error(page):
+    analyse(page, "   ", "no sentences")
+    assert page.locator("#predictions [role=grid]").count() == 1  # earlier results stay

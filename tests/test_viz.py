@@ -1,0 +1,184 @@
+"""Figure builders and projections, checked through fig.to_dict(): no browser, no model weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtl_core.projection import UMAP_MIN_POINTS, pca, project
+from mtl_core.viz import (CELL_TEXT_MAX, SCATTERGL_FROM, SENTIMENT_COLOURS, cluster_order, cosine_similarity,
+                          projection_scatter, similarity_heatmap, tick_label)
+
+HTML = '<img src=x onerror="alert(1)"><b>bold</b>'
+
+
+def unit_rows(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def two_groups(n_per_group: int = 4, dim: int = 16) -> tuple[np.ndarray, list[int]]:
+    """Interleaved members of two tight groups (A B A B ...); returns embeddings and group ids."""
+    rng = np.random.default_rng(1)
+    centres = np.eye(dim)[:2]
+    groups = [i % 2 for i in range(2 * n_per_group)]
+    x = np.stack([centres[g] + 0.05 * rng.normal(size=dim) for g in groups])
+    return x, groups
+
+
+def heatmap_trace(fig) -> dict:
+    trace = fig.to_dict()["data"][0]
+    trace["z"] = fig.data[0].z  # to_dict() base64-encodes numeric arrays
+    return trace
+
+
+# ---- similarity -----------------------------------------------------------------------------------
+
+def test_cosine_similarity_is_symmetric_with_unit_diagonal_and_clipped():
+    sim = cosine_similarity(unit_rows(5) * 3.0)  # scale must not matter
+    assert sim.shape == (5, 5)
+    np.testing.assert_allclose(sim, sim.T, atol=1e-6)
+    np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-6)
+    assert sim.min() >= -1.0 and sim.max() <= 1.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_heatmap_small_n_has_fixed_range_values_and_height(n):
+    texts = [f"sentence number {i}" for i in range(n)]
+    fig = similarity_heatmap(unit_rows(n), texts, height=432)
+    trace = heatmap_trace(fig)
+    assert np.asarray(trace["z"]).shape == (n, n)
+    assert (trace["zmin"], trace["zmax"]) == (-1.0, 1.0)
+    assert trace["texttemplate"] == "%{z:.2f}"  # values printed in the cells for few sentences
+    assert fig.layout.height == 432
+    assert "-1…1" in fig.layout.title.text
+
+
+def test_heatmap_hides_cell_values_above_threshold():
+    n = CELL_TEXT_MAX + 1
+    trace = heatmap_trace(similarity_heatmap(unit_rows(n), [f"s{i}" for i in range(n)]))
+    assert "texttemplate" not in trace
+
+
+def test_heatmap_ticks_are_short_and_hover_holds_full_escaped_sentence():
+    texts = ["a very long sentence with many words in it, far more than a tick label can show", HTML]
+    fig = similarity_heatmap(unit_rows(2), texts)
+    layout = fig.to_dict()["layout"]
+    ticks = layout["xaxis"]["ticktext"]
+    assert ticks[0].startswith("1: a very long") and ticks[0].endswith("…") and len(ticks[0]) <= 28
+    assert "<img" not in ticks[1] and "&lt;img" in ticks[1]
+    names = heatmap_trace(fig)["x"]
+    assert names[0].replace("<br>", " ").startswith("1: " + texts[0])  # wrapped, not cut
+    assert "&lt;b&gt;bold&lt;/b&gt;" in names[1] and "<b>" not in names[1]
+    assert layout["yaxis"]["ticktext"] == ticks
+
+
+def test_heatmap_keeps_identical_sentences_apart():
+    fig = similarity_heatmap(np.repeat(unit_rows(1), 3, axis=0), ["same"] * 3, order="cluster")
+    trace = heatmap_trace(fig)
+    assert len(set(trace["x"])) == 3  # unique categories, or plotly would merge the rows
+    np.testing.assert_allclose(trace["z"], 1.0, atol=1e-6)
+
+
+def test_cluster_order_groups_similar_sentences_into_blocks():
+    x, groups = two_groups()
+    order = cluster_order(cosine_similarity(x))
+    assert sorted(order.tolist()) == list(range(len(groups)))
+    ordered = [groups[i] for i in order]
+    assert ordered in ([0] * 4 + [1] * 4, [1] * 4 + [0] * 4)
+    fig = similarity_heatmap(x, [f"s{i}" for i in range(8)], order="cluster")
+    assert [t.split(":")[0] for t in fig.layout.xaxis.ticktext] == [str(i + 1) for i in order]
+
+
+def test_heatmap_input_order_and_bad_arguments():
+    fig = similarity_heatmap(unit_rows(4), ["a", "b", "c", "d"])
+    assert list(fig.layout.xaxis.ticktext) == ["1: a", "2: b", "3: c", "4: d"]
+    with pytest.raises(ValueError, match="order"):
+        similarity_heatmap(unit_rows(2), ["a", "b"], order="random")
+    with pytest.raises(ValueError, match="one embedding per sentence"):
+        similarity_heatmap(unit_rows(3), ["a", "b"])
+
+
+def test_tick_label_is_one_based_and_capped():
+    assert tick_label(0, "hi") == "1: hi"
+    assert tick_label(9, "x" * 100).startswith("10: xxx") and len(tick_label(9, "x" * 100)) <= 28
+
+
+# ---- projection -----------------------------------------------------------------------------------
+
+def test_project_one_sentence_and_identical_sentences_do_not_crash():
+    single = project(unit_rows(1))
+    assert single.coords.shape == (1, 2) and "one sentence" in single.method
+    same = project(np.repeat(unit_rows(1), 12, axis=0), 3)
+    assert same.coords.shape == (12, 3) and "identical" in same.method
+    assert np.all(same.coords == 0)
+
+
+@pytest.mark.parametrize("n", [2, 3, UMAP_MIN_POINTS - 1])
+def test_project_few_sentences_uses_pca_and_says_so(n):
+    result = project(unit_rows(n), 3)
+    assert result.coords.shape == (n, 3)
+    assert result.method.startswith("PCA") and f"{n} distinct" in result.method
+    assert np.isfinite(result.coords).all()
+
+
+def test_pca_preserves_distances_of_two_points():
+    x = unit_rows(2)
+    coords = pca(x, 2)
+    assert coords.shape == (2, 2) and np.all(coords[:, 1] == 0)  # rank 1: second axis padded
+    np.testing.assert_allclose(np.linalg.norm(coords[0] - coords[1]), np.linalg.norm(x[0] - x[1]), rtol=1e-5)
+
+
+def test_project_falls_back_to_pca_while_umap_warms_up():
+    result = project(unit_rows(20), 2, umap_ready=False)
+    assert "warming up" in result.method and result.coords.shape == (20, 2)
+
+
+def test_project_uses_reproducible_umap_for_enough_sentences():
+    x = unit_rows(12)
+    first, second = project(x, 2), project(x, 2)
+    assert first.method.startswith("UMAP") and "n_neighbors=11" in first.method
+    np.testing.assert_allclose(first.coords, second.coords)
+    assert project(x, 3).coords.shape == (12, 3)
+
+
+def test_project_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        project(np.zeros((0, 4)))
+    with pytest.raises(ValueError):
+        project(unit_rows(3), 4)
+
+
+# ---- scatter --------------------------------------------------------------------------------------
+
+def test_scatter_has_a_trace_per_label_with_escaped_hover():
+    coords = np.arange(8, dtype=float).reshape(4, 2)
+    fig = projection_scatter(coords, ["a", HTML, "c", "d"], ["positive", "negative", "positive", "neutral"],
+                             ["intent: x", "intent: <y>", "z", "w"], method="PCA (test)", height=345,
+                             colour_map=SENTIMENT_COLOURS)
+    data = fig.to_dict()["data"]
+    assert [t["name"] for t in data] == ["positive", "negative", "neutral"]  # most frequent first
+    assert all(t["type"] == "scatter" for t in data)
+    assert data[0]["marker"]["color"] == SENTIMENT_COLOURS["positive"]
+    hover = data[1]["text"][0]
+    assert "&lt;img" in hover and "<img" not in hover and "intent: &lt;y&gt;" in hover
+    assert fig.layout.height == 345 and "PCA (test)" in fig.layout.title.text
+
+
+def test_scatter_3d_webgl_threshold_and_reference_background():
+    n = SCATTERGL_FROM
+    coords = np.random.default_rng(0).normal(size=(n, 3))
+    fig2 = projection_scatter(coords, ["s"] * n, ["a"] * n, method="m", dims=2)
+    assert fig2.data[0].type == "scattergl"
+    ref = np.zeros((3, 3))
+    fig3 = projection_scatter(coords[:2], ["s", "t"], ["a", "b"], method="m", dims=3,
+                              reference_coords=ref, reference_hover=["[intent: x] r1", "r2", "r3"])
+    types = [t.type for t in fig3.data]
+    assert types == ["scatter3d"] * 3 and fig3.data[0].name == "reference sentences"
+    assert fig3.data[0].text[0] == "[intent: x] r1"
+
+
+def test_scatter_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="differ in length"):
+        projection_scatter(np.zeros((2, 2)), ["a"], ["x", "y"], method="m")
+    with pytest.raises(ValueError, match="dims"):
+        projection_scatter(np.zeros((2, 2)), ["a", "b"], ["x", "y"], method="m", dims=3)
