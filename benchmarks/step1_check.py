@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize
 
 SAMPLES = ["It CAN take a while for the points to collect",
            "Fetch Rewards is a game-changer for shoppers!",
            "I guess over the years since more people started using Fetch, they make it hard to get gift cards."]
-LONG = " ".join(["the bank transferred my money to another account"] * 25)  # > 200 tokens
+LONG = " ".join(["the bank transferred my money to another account"] * 23)  # ~200 tokens
 
 
 @torch.inference_mode()
@@ -34,13 +36,14 @@ def unmasked_embedding(encoder: SentenceEncoder, sentence: str) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data")
-    parser.add_argument("--limit", type=int, default=500, help="intent test sentences to compare")
+    parser.add_argument("--limit", type=int, default=200, help="intent test sentences to compare")
     args = parser.parse_args()
     encoder = SentenceEncoder.load()
     vectors = encoder.encode(SAMPLES)
     print(f"shape {vectors.shape}, dtype {vectors.dtype}")
     for sentence, v in zip(SAMPLES, vectors):
-        print(f"{sentence[:48]!r:52} first 5: {np.round(v[:5], 4).tolist()}  norm {np.linalg.norm(v):.6f}")
+        first = ", ".join(f"{x:+.4f}" for x in v[:5])
+        print(f"{sentence[:48]!r:52} first 5: [{first}]  norm {np.linalg.norm(v):.6f}")
 
     from sentence_transformers import SentenceTransformer
     with open(Path(args.data_dir) / "intent" / "test.csv", encoding="utf-8") as f:

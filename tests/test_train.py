@@ -127,3 +127,11 @@ def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
     assert sorted(i for b in batches for i in b) == list(range(103))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
     assert spread < np.ptp(lengths) / 2  # similar lengths share a batch
+
+
+def test_uncalibrated_inverts_temperature_scaling():
+    from mtl_core.evaluate import uncalibrated
+
+    logits = torch.randn(20, 5) * 3
+    scaled = torch.softmax(logits / 2.5, dim=1).numpy()
+    np.testing.assert_allclose(uncalibrated(scaled, 2.5), torch.softmax(logits, 1).numpy(), atol=1e-5)
