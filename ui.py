@@ -85,10 +85,12 @@ def api_errors(fn):
 
 
 class Downloads:
-    """A scratch folder per process for the files a request offers; old request folders are pruned."""
+    """Scratch folders for the files a request offers, under one fixed root shared by all app processes
+    (so restarts leave nothing behind); folders older than DOWNLOAD_MAX_AGE_S are pruned on each use."""
 
     def __init__(self) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="mtl_app_"))
+        self._root = Path(tempfile.gettempdir()) / "mtl_app_downloads"
+        self._root.mkdir(exist_ok=True)
 
     def new_folder(self) -> Path:
         cutoff = time.time() - DOWNLOAD_MAX_AGE_S
