@@ -50,3 +50,28 @@ def test_step1_samples_encode_to_384_unit_numbers(encoder):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     sims = vectors @ vectors.T
     assert sims[0, 2] > sims[0, 1]  # both about collecting rewards points, vs a slogan
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from mtl_core.predict import Predictor
+
+    return Predictor.load()  # the default: assets/checkpoint
+
+
+def test_shipped_checkpoint_predicts_obvious_sentences(shipped):
+    assert shipped.trained
+    records = shipped.predict(["I love this!", "my card hasn't arrived yet",
+                               "This is the worst service ever, I am furious.", "I lost my card yesterday"])
+    assert records[0]["sentiment"]["label"] == "positive"
+    assert records[1]["intent"]["label"] == "card_arrival"
+    assert records[2]["sentiment"]["label"] == "negative"
+    assert records[3]["intent"]["label"] == "lost_or_stolen_card"
+
+
+def test_shipped_checkpoint_is_small_and_documented():
+    from mtl_core.predict import DEFAULT_CHECKPOINT
+
+    files = {p.name: p.stat().st_size for p in DEFAULT_CHECKPOINT.iterdir() if p.is_file()}
+    assert {"config.json", "weights.safetensors", "metrics.json"} <= set(files)
+    assert sum(files.values()) <= 30 * 2**20
