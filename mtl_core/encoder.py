@@ -20,6 +20,9 @@ from .config import BACKBONE_ENV, MAX_TOKENS
 
 log = logging.getLogger(__name__)
 
+BACKEND_ENV = "MTL_BACKEND"
+BACKENDS = ("torch", "onnx")  # torch: the default and the source of truth; onnx: mtl_core/onnx_backend.py
+
 
 class BackboneNotFoundError(RuntimeError):
     """No backbone weights could be located."""
@@ -93,9 +96,12 @@ class SentenceEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.name = name
+        self.fast_backbone = None  # an inference-only replacement for the full layer stack, see use_backend
 
     @classmethod
-    def load(cls, backbone: str | None = None, device: str = "cpu") -> "SentenceEncoder":
+    def load(cls, backbone: str | None = None, device: str = "cpu",
+             backend: str | None = None) -> "SentenceEncoder":
+        """`backend`: one of BACKENDS; default $MTL_BACKEND, else "torch"."""
         path = resolve_backbone(backbone)
         log.info("loading backbone from %s", path)
         hf_logging.disable_progress_bar()  # a bar per load of a 90 MB local file is noise
@@ -104,7 +110,21 @@ class SentenceEncoder(nn.Module):
         encoder = cls(bert, tokenizer, name=backbone).to(device)
         encoder.eval()
         encoder.requires_grad_(False)
+        encoder.use_backend(backend or os.environ.get(BACKEND_ENV) or "torch")
         return encoder
+
+    def use_backend(self, backend: str) -> None:
+        """Run inference passes over the whole backbone with `backend`; training always uses torch."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {list(BACKENDS)} (set with {BACKEND_ENV})")
+        if backend == "onnx":
+            if self.device.type != "cpu":
+                raise ValueError(f"the onnx backend runs on the CPU only, but the encoder is on {self.device}")
+            from .onnx_backend import OnnxBackbone  # optional dependency: imported only when asked for
+
+            self.fast_backbone = OnnxBackbone.from_bert(self.bert)
+        else:
+            self.fast_backbone = None
 
     @property
     def hidden_size(self) -> int:
@@ -142,6 +162,10 @@ class SentenceEncoder(nn.Module):
                       first_layer: int = 0, last_layer: int | None = None,
                       hidden: torch.Tensor | None = None) -> torch.Tensor:
         """Token states after layers [first_layer, last_layer); start from the embeddings if hidden is None."""
+        whole_stack = hidden is None and first_layer == 0 and (last_layer is None or last_layer >= len(self.layers))
+        # The fast backend returns plain tensors: only when no gradient is wanted (inference_mode/no_grad).
+        if self.fast_backbone is not None and whole_stack and not torch.is_grad_enabled():
+            return self.fast_backbone(input_ids, attention_mask)
         if hidden is None:
             hidden = self.bert.embeddings(input_ids=input_ids)  # (B, T) -> (B, T, H)
         return run_layers(hidden, attention_mask, self.layers[first_layer:last_layer])

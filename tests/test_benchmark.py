@@ -1,0 +1,68 @@
+"""The benchmark must keep running: `--quick` writes sane JSON (not fast JSON), and its FLOP formula
+agrees with torch's own count."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mtl_core.encoder import bundled_backbone_path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT.parent / "shared" / "data"
+QUICK_TIMEOUT_S = 600  # ~1.5 min on an idle 2-core machine; generous for a busy CI runner
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_formula_matches_torchs_count(tiny_encoder):
+    tokens = 9  # one sentence, no padding: every counted FLOP is useful work
+    ids = torch.randint(1000, 2000, (1, tokens))
+    tiny_encoder.bert.set_attn_implementation("eager")  # torch's counter skips CPU SDPA kernels, not matmuls
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        tiny_encoder.hidden_states(ids, torch.ones_like(ids))
+    config = tiny_encoder.bert.config
+    expected = load_benchmark().flops_per_sentence(tokens, config.num_hidden_layers, config.hidden_size,
+                                                   config.intermediate_size)
+    assert counter.get_total_flops() == expected
+
+
+@pytest.mark.integration
+@pytest.mark.app
+def test_quick_benchmark_writes_sane_results(tmp_path):
+    if bundled_backbone_path() is None or not (DATA_DIR / "intent" / "test.csv").is_file():
+        pytest.skip("needs the bundled all-MiniLM-L6-v2 and the data folder")
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path),
+                           "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=QUICK_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True and results["peak"]["gflops"] > 0
+    assert (tmp_path / "RESULTS.md").read_text().startswith("# Benchmark results")
+
+    backends = results["encode"]["backends"]
+    assert {"ours (torch)", "sentence-transformers"} <= set(backends)
+    for name, b in backends.items():
+        assert b["sentences_per_s"] > 0 and b["fraction_of_peak"] > 0, name
+        assert b["min_cosine_vs_reference"] >= 0.9999, name  # the same embeddings, whatever the speed
+
+    app = results["app"]["torch"]
+    if "skipped" not in app:
+        assert 0 < app["first_predict_s"] and app["peak_rss_mb"] > 0
+        assert all(v["p50_ms"] > 0 for v in app["latency"]["10"].values())
+
+    assert all(f["fit_s"] >= 0 for f in results["projection"]["fit"])
+    sizes = [h["json_bytes"] for h in results["heatmap"]]
+    assert sizes == sorted(sizes) and sizes[0] > 0  # payload grows with N
