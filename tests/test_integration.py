@@ -48,8 +48,8 @@ def test_step1_samples_encode_to_384_unit_numbers(encoder):
     vectors = encoder.encode(SAMPLES)
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    sims = vectors @ vectors.T
-    assert sims[0, 2] > sims[0, 1]  # both about collecting rewards points, vs a slogan
+    documented = [[-0.0403, -0.0372, -0.0328], [-0.1275, 0.0535, 0.0011], [-0.1356, 0.0244, 0.0259]]
+    np.testing.assert_allclose(vectors[:, :3], documented, atol=1e-4)  # the values the README shows
 
 
 @pytest.fixture(scope="module")
