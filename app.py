@@ -13,7 +13,8 @@ from pathlib import Path
 
 from mtl_core.checkpoint import CheckpointError, read_config
 from mtl_core.predict import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, Predictor
-from mtl_core.reference import DATA_DIR_ENV, ReferenceBuilder, load_reference_set
+from mtl_core.data import DATA_DIR_ENV
+from mtl_core.reference import ReferenceBuilder, load_reference_set
 from ui import MAX_FILE_SIZE, build_demo
 
 log = logging.getLogger("app")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,13 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 TASKS = ("intent", "sentiment")
+DATA_DIR_ENV = "MTL_DATA_DIR"
+CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
+
+
+def default_data_dir() -> Path:
+    """$MTL_DATA_DIR, else ../shared/data next to this checkout."""
+    return Path(os.environ.get(DATA_DIR_ENV) or CHECKOUT_DATA_DIR)
 
 
 @dataclass

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import DATA_DIR_ENV
 from .projection import make_umap, umap_method, warm_up
 
 log = logging.getLogger(__name__)
 
-DATA_DIR_ENV = "MTL_DATA_DIR"
 SHIPPED_REFERENCE = Path(__file__).resolve().parent.parent / "assets" / "reference_sentences.csv"
 PER_INTENT = 8  # x 77 intents = 616 sentences
 PER_SENTIMENT = 130  # x 3 classes = 390 sentences

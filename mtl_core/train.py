@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .data import TASKS, TaskData, load_task, stratified_subsample
+from .data import TASKS, TaskData, default_data_dir, load_task, stratified_subsample
 from .encoder import SentenceEncoder
 from .evaluate import PRIMARY_METRIC, expected_calibration_error, fit_temperature, task_metrics
 from .features import FeatureStore, cached_features, logits_from_features
@@ -36,7 +36,7 @@ SAMPLING = ("proportional", "temperature", "uniform")
 @dataclass
 class TrainConfig:
     output: str = "runs/default"
-    data_dir: str = "../shared/data"
+    data_dir: str = field(default_factory=lambda: str(default_data_dir()))
     backbone: str | None = None
     tasks: list[str] = field(default_factory=lambda: list(TASKS))  # tasks trained in this run
     task_layers: int = 2  # 0: frozen backbone; k: top-k layers fine-tuned (a copy); 6: all layers

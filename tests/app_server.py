@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from mtl_core.data import default_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 CHECKPOINT = ROOT / "assets" / "checkpoint"
 START_TIMEOUT_S = 180  # model + Gradio import and load; generous for a busy 2-core machine
 REFERENCE_TIMEOUT_S = 150  # UMAP compilation + embedding and fitting the reference map, in the background
@@ -39,7 +40,7 @@ def app_command(port: int) -> tuple[list[str], dict[str, str]]:
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
     command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
     if not (CHECKPOINT / "config.json").is_file():
-        data_dir = Path(os.environ.get("MTL_DATA_DIR", DEFAULT_DATA_DIR))
+        data_dir = default_data_dir()
         if not (data_dir / "intent" / "labels.json").is_file():
             pytest.skip(f"no checkpoint in {CHECKPOINT} and no data folder at {data_dir} for untrained heads")
         command += ["--data-dir", str(data_dir)]

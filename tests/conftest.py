@@ -9,9 +9,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
+from mtl_core.data import default_data_dir
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = default_data_dir()  # $MTL_DATA_DIR, else ../shared/data
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)
 
