@@ -60,9 +60,6 @@ class MultiTaskModel(nn.Module):
         """Stop training `part`: "task_layers" or a head name."""
         self._module(part).requires_grad_(False)
 
-    def unfreeze(self, part: str) -> None:
-        self._module(part).requires_grad_(True)
-
     def _module(self, part: str) -> nn.Module:
         if part == "task_layers":
             return self.task_layers
