@@ -98,11 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks it runs (< 2 min)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: benchmarks/, or runs/benchmark_quick/ with --quick)")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default: $MTL_DATA_DIR, else ../shared/data")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
+                        help="default: $MTL_DATA_DIR, else ../shared/data")
     parser.add_argument("--batch-size", type=int, default=32, help="encode batch size (the app's and ST's default)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
-                        help="wait up to this long for training, evaluation, tests and app servers to finish before measuring")
+                        help="wait up to this long for training, evaluation, tests and app servers to finish")
     args = parser.parse_args(argv)
     args.out = args.out or (ROOT / "runs" / "benchmark_quick" if args.quick else ROOT / "benchmarks")
     args.skip = {s for s in args.skip.split(",") if s}
@@ -136,7 +137,8 @@ def library_versions() -> dict[str, str | None]:
 
 def machine_info() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu_model(cpuinfo), "logical_cpus": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False),
+    return {"cpu": cpu_model(cpuinfo), "logical_cpus": os.cpu_count(),
+            "physical_cores": psutil.cpu_count(logical=False),
             "torch_threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "avx512": " avx512f" in cpuinfo, "native_bf16": native_bf16(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -292,7 +294,8 @@ def add_fractions(encode: dict, peak: dict) -> None:
         e["fraction_of_own_precision_peak"] = round(e["achieved_gflops"] / own, 3)
 
 
-def small_requests_section(encoders: dict[str, Encoder], texts: list[str], sizes: list[int], repeats: int) -> dict:
+def small_requests_section(encoders: dict[str, Encoder], texts: list[str], sizes: tuple[int, ...],
+                           repeats: int) -> dict:
     """Median ms to embed a request of 1 or 10 sentences, the sizes a person types into the app."""
     result: dict[str, dict[str, float]] = {}
     for size in sizes:
@@ -335,7 +338,8 @@ class AppServer:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
                         "--data-dir", str(data_dir)]
-        self.env = {k: v for k, v in os.environ.items() if k not in ("MTL_AUTH", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")}
+        unset = ("MTL_AUTH", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")  # no login, our host and port
+        self.env = {k: v for k, v in os.environ.items() if k not in unset}
         self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_PRECISION=precision)
         self.log = log
 
@@ -534,7 +538,8 @@ def app_lines(app: dict) -> list[str]:
 def projection_lines(proj: dict) -> list[str]:
     fits = [[f["n"], f["fit_s"], f["method"], round(f["scatter_json_bytes"] / 1000, 1)] for f in proj["fit"]]
     return ["## Projection cost vs N", "",
-            f"UMAP's numba compilation, once per process (the app does it at start-up): {proj['umap_warm_up_s']} s.", "",
+            f"UMAP's numba compilation, once per process (the app does it at start-up): {proj['umap_warm_up_s']} s.",
+            "",
             *table(["N", "fit s", "method", "2-D scatter JSON kB"], fits),
             (f"Reference map: fitting UMAP on {proj['reference_points']} points took {proj['reference_fit_s']} s; "
              "placing N new sentences on it (`transform`, what the app does by default):"), "",
