@@ -182,7 +182,7 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: float)
         optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
 
 
-def train_epoch(model, stores, data, cfg, samplers, probs, losses, weighting, optimizer, scheduler,
+def train_epoch(model, stores, data, samplers, probs, losses, weighting, optimizer, scheduler,
                 steps: int, rng: random.Random, desc: str) -> float:
     model.train()
     tasks, weights = list(probs), list(probs.values())
@@ -247,7 +247,7 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
 
     history, best, best_state, waited = [], -1.0, None, 0
     for epoch in range(1, cfg.epochs + 1):
-        loss = train_epoch(model, train_stores, data, cfg, samplers, probs, losses, weighting, optimizer,
+        loss = train_epoch(model, train_stores, data, samplers, probs, losses, weighting, optimizer,
                            scheduler, steps, py_rng, f"epoch {epoch}/{cfg.epochs}")
         metrics = dev_metrics(model, dev_stores, data, tasks)
         score = selection_score(metrics)
