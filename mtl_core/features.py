@@ -3,7 +3,7 @@
 task_layers == 0: the trainable part is the heads, so we cache pooled embeddings (N, H).
 task_layers == k: we cache the token states entering the first trainable layer, per sentence
 (T_i, H), stored flat with lengths, and pad them per batch; each step runs only the top k layers.
-Caches can be kept on disk (safetensors), keyed by backbone, split layer and the exact texts.
+Caches can be kept on disk (safetensors), keyed by backbone, split layer, precision and the exact texts.
 """
 from __future__ import annotations
 
@@ -88,8 +88,10 @@ def compute_features(model: MultiTaskModel, texts: list[str], batch_size: int = 
 
 def cache_key(model: MultiTaskModel, texts: list[str]) -> str:
     digest = hashlib.sha1()
-    digest.update(f"{model.encoder.name}|{model.encoder.bert.config.name_or_path}|split={model.split}|"
-                  f"pooled={model.config.task_layers == 0}|max={model.encoder.max_tokens}".encode())
+    encoder = model.encoder
+    digest.update(f"{encoder.name}|{encoder.bert.config.name_or_path}|split={model.split}|"
+                  f"precision={encoder.precision}|pooled={model.config.task_layers == 0}|"
+                  f"max={encoder.max_tokens}".encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
     return digest.hexdigest()[:20]

@@ -135,3 +135,12 @@ def test_uncalibrated_inverts_temperature_scaling():
     logits = torch.randn(20, 5) * 3
     scaled = torch.softmax(logits / 2.5, dim=1).numpy()
     np.testing.assert_allclose(uncalibrated(scaled, 2.5), torch.softmax(logits, 1).numpy(), atol=1e-5)
+
+
+def test_feature_cache_key_separates_precisions(tiny_encoder):
+    from mtl_core.features import cache_key
+
+    model = MultiTaskModel.build(tiny_encoder, ["x", "y"], task_layers=1)
+    fp32_key = cache_key(model, TEXTS)
+    tiny_encoder.precision = "bf16"  # bf16 features must never be served to an fp32 run, or back
+    assert cache_key(model, TEXTS) != fp32_key
