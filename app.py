@@ -12,13 +12,16 @@ import os
 from pathlib import Path
 
 from mtl_core.checkpoint import CheckpointError, read_config
-from mtl_core.predict import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, Predictor
+from mtl_core.encoder import BackboneNotFoundError
+from mtl_core.predict import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, Predictor, SentenceCache
 from mtl_core.data import DATA_DIR_ENV
 from mtl_core.reference import ReferenceBuilder, load_reference_set
 from ui import MAX_FILE_SIZE, build_demo
 
 log = logging.getLogger("app")
 AUTH_ENV = "MTL_AUTH"
+# Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
+WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
 UNTRAINED_BANNER = ("UNTRAINED heads: no trained checkpoint was found, so the intent and sentiment "
                     "predictions below are random. Embeddings, similarity and maps are real.")
 
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     auth = auth_from_env()
     if args.share and auth is None:
         log.warning("--share without %s: anyone with the link can use the app", AUTH_ENV)
-    predictor, banner = load_predictor(args.checkpoint, args.data_dir)
+    try:
+        predictor, banner = load_predictor(args.checkpoint, args.data_dir)
+    except (CheckpointError, BackboneNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from err
+    predictor.run(WARM_UP)
+    predictor.cache = SentenceCache()  # after the warm-up, so it starts empty
     builder = ReferenceBuilder(lambda: load_reference_set(args.data_dir), predictor.embed).start()
     demo = build_demo(predictor, builder, banner=banner)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,

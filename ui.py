@@ -7,6 +7,8 @@ session in gr.State and reused by every view (table, details, heatmap, map, down
 from __future__ import annotations
 
 import html
+import logging
+import os
 import shutil
 import tempfile
 import time
@@ -14,6 +16,7 @@ from functools import wraps
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from mtl_core.analysis import (HEATMAP_MAX, MAX_SENTENCES, NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS,
                                TABLE_HEADERS, Analysis, Session, heatmap_figure, map_figure, map_view,
@@ -24,10 +27,12 @@ from mtl_core.predict import Predictor
 from mtl_core.reference import ReferenceBuilder
 from mtl_core.viz import cluster_order, cosine_similarity
 
+log = logging.getLogger(__name__)
+
 # Requests are CPU-bound (one torch forward pass that already uses every core, then UMAP). Two at a
 # time lets a short request overtake a 2,000-sentence one; more would only split the same few cores
 # (Spaces' free CPU has 2 vCPUs). All heavy events and API endpoints share this one limit.
-CONCURRENCY_LIMIT = 2
+CONCURRENCY_LIMIT = int(os.environ.get("MTL_CONCURRENCY", "2"))  # measured: benchmarks/load.py, README "Reliability"
 HEAVY = {"concurrency_id": "model", "concurrency_limit": CONCURRENCY_LIMIT}
 QUEUE_MAX = 32  # beyond this many waiting requests, new ones are refused at once instead of timing out
 MAX_FILE_SIZE = "2mb"  # passed to launch(); ~2,000 sentences of 1 kB each
@@ -116,7 +121,7 @@ class Handlers:
         if not path:
             return gr.skip(), gr.skip(), None
         try:
-            sentences = sentences_from_file(path)
+            sentences = sentences_from_file(path, get_upload_folder())
         except InputError as err:
             gr.Warning(escaped(str(err)))
             return gr.skip(), escaped(f"⚠️ {err}"), None
@@ -134,13 +139,15 @@ class Handlers:
         session = Session(Analysis.run(self.predictor, sentences))
         analysis = session.analysis
         progress(0.6, desc="Similarity heatmap")
-        heatmap = heatmap_figure(analysis, order)
+        heatmap, heatmap_error = guarded("heatmap", heatmap_figure, analysis, order)
         progress(0.7, desc="Map")
-        map_plot, map_note = self.map_outputs(session, colour_by, dims, use_reference)
+        map_outputs, map_error = guarded("map", self.map_outputs, session, colour_by, dims, use_reference)
+        map_plot, map_note = map_outputs or (None, f"⚠️ {map_error}")
         progress(0.9, desc="Files")
         files = [str(p) for p in analysis.write_downloads(self.downloads.new_folder())]
         choices = [(f"{i + 1}: {t[:80]}", i) for i, t in enumerate(analysis.texts)]
-        return (escaped(analysis.summary()), session, analysis.table(), gr.update(choices=choices, value=0),
+        summary = " ".join([escaped(analysis.summary())] + [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
+        return (summary, session, analysis.table(), gr.update(choices=choices, value=0),
                 *self.details(session, 0), heatmap, map_plot, map_note, analysis.embedding_preview(), files)
 
     def details(self, session: Session | None, i: int | None) -> tuple:
@@ -174,9 +181,7 @@ class Handlers:
     def api_predict(self, text: str) -> list[dict]:
         """Intent and sentiment of each sentence (one per line): a record per sentence with the label,
         its probability, the top-5 intents, the three sentiment probabilities and whether it was truncated."""
-        analysis = Analysis.run(self.predictor, sentences_from_text(text))
-        truncated = set(analysis.truncated)
-        return [{**r, "truncated": i in truncated} for i, r in enumerate(analysis.records)]
+        return prediction_records(Analysis.run(self.predictor, sentences_from_text(text)))
 
     def api_embed(self, text: str) -> dict:
         """Unit-length sentence embeddings: {"texts": [...], "embeddings": [[...384 floats], ...]}."""
@@ -186,24 +191,69 @@ class Handlers:
     def api_similarity(self, text: str, order: str = "input") -> dict:
         """Cosine similarity matrix of all pairs: {"texts", "matrix"}, rows in `order`
         ("input", or "cluster": average-linkage leaf order), with "order" giving the input indices."""
-        if order not in ("input", "cluster"):
-            raise InputError(f"order must be 'input' or 'cluster', got {order!r}")
+        check_order(order)
         sentences = sentences_from_text(text)
-        similarity = cosine_similarity(self.predictor.embed(sentences))
-        idx = cluster_order(similarity) if order == "cluster" else range(len(sentences))
-        idx = [int(i) for i in idx]
-        return {"texts": [sentences[i] for i in idx], "order": idx,
-                "matrix": similarity[idx][:, idx].astype(float).round(4).tolist()}
+        return similarity_payload(sentences, self.predictor.embed(sentences), order)
 
     def api_projection(self, text: str, dims: int = 2, reference: bool = True) -> dict:
         """2-D or 3-D coordinates of each sentence and the method that produced them (on the reference
         map when `reference` is true and the map is ready; the "method" says which)."""
-        if dims not in (2, 3):
-            raise InputError(f"dims must be 2 or 3, got {dims!r}")
+        check_dims(dims)
         sentences = sentences_from_text(text)
-        view = map_view(self.predictor.embed(sentences), dims, self.builder, reference)
-        return {"texts": sentences, "coords": view.projection.coords.astype(float).round(4).tolist(),
+        return self.projection_payload(sentences, self.predictor.embed(sentences), dims, reference)
+
+    def api_analyse(self, text: str, order: str = "input", dims: int = 2, reference: bool = True) -> dict:
+        """The Analyse button in one call and one model pass: {"predictions": as /predict,
+        "similarity": as /similarity for the first HEATMAP_MAX sentences (what the heatmap draws),
+        "projection": as /projection}."""
+        check_order(order)
+        check_dims(dims)
+        analysis = Analysis.run(self.predictor, sentences_from_text(text))
+        texts, embeddings = analysis.texts, analysis.embeddings
+        similarity, similarity_error = guarded("similarity", similarity_payload, texts[:HEATMAP_MAX],
+                                               embeddings[:HEATMAP_MAX], order)
+        projection, projection_error = guarded("projection", self.projection_payload, texts, embeddings, dims,
+                                               reference)
+        return {"predictions": prediction_records(analysis),
+                "similarity": similarity or {"error": similarity_error},
+                "projection": projection or {"error": projection_error}}
+
+    def projection_payload(self, texts: list[str], embeddings, dims: int, reference: bool) -> dict:
+        view = map_view(embeddings, dims, self.builder, reference)
+        return {"texts": texts, "coords": view.projection.coords.astype(float).round(4).tolist(),
                 "method": view.projection.method, "note": view.note}
+
+
+def guarded(view: str, build, *args) -> tuple:
+    """(build(*args), None), or (None, message) when that one view fails: the error is logged and the
+    request still returns every other view."""
+    try:
+        return build(*args), None
+    except Exception:  # noqa: BLE001 - any bug in one view must not cost the user the others
+        log.exception("the %s view failed", view)
+        return None, f"The {view} could not be computed (an internal error, logged on the server); the other results are complete."
+
+
+def check_order(order: str) -> None:
+    if order not in ("input", "cluster"):
+        raise InputError(f"order must be 'input' or 'cluster', got {order!r}")
+
+
+def check_dims(dims: int) -> None:
+    if dims not in (2, 3):
+        raise InputError(f"dims must be 2 or 3, got {dims!r}")
+
+
+def prediction_records(analysis: Analysis) -> list[dict]:
+    truncated = set(analysis.truncated)
+    return [{**r, "truncated": i in truncated} for i, r in enumerate(analysis.records)]
+
+
+def similarity_payload(texts: list[str], embeddings, order: str) -> dict:
+    similarity = cosine_similarity(embeddings)
+    idx = [int(i) for i in (cluster_order(similarity) if order == "cluster" else range(len(texts)))]
+    return {"texts": [texts[i] for i in idx], "order": idx,
+            "matrix": similarity[idx][:, idx].astype(float).round(4).tolist()}
 
 
 def build_demo(predictor: Predictor, builder: ReferenceBuilder | None = None, *,
@@ -265,11 +315,12 @@ def build_demo(predictor: Predictor, builder: ReferenceBuilder | None = None, *,
 
         details = [intent_label, sentiment_label, neighbours, neighbours_note]
         map_inputs = [session, colour_by, dims, use_reference]
-        private = {"api_visibility": "private"}  # UI plumbing; the API is the four endpoints below
-        upload.upload(h.load_file, [upload], [text, status, upload], **private)
+        private = {"api_visibility": "private"}  # UI plumbing; the API is /load_file and the five endpoints below
+        # Public as /load_file so API clients can send files too: returns (sentences, message, None).
+        upload.upload(h.load_file, [upload], [text, status, upload], api_name="load_file")
         run.click(h.analyse, [text, order, colour_by, dims, use_reference],
                   [status, session, table, chooser, *details, heatmap, map_plot, map_note, embeddings, files],
-                  **private, **HEAVY)
+                  api_name="analyse_button", **private, **HEAVY)  # the public /analyse returns JSON instead
         light = {**private, "concurrency_limit": None}  # reads the stored analysis only: never queue behind the model
         table.select(h.select_row, [session], [chooser, *details], **light)
         chooser.input(h.details, [session, chooser], details, **light)
@@ -277,7 +328,7 @@ def build_demo(predictor: Predictor, builder: ReferenceBuilder | None = None, *,
         for control in (colour_by, dims, use_reference):
             control.change(h.redraw_map, map_inputs, [map_plot, map_note], **private, **HEAVY)
 
-        for name in ("predict", "embed", "similarity", "projection"):
+        for name in ("analyse", "predict", "embed", "similarity", "projection"):
             gr.api(api_errors(getattr(h, f"api_{name}")), api_name=name, **HEAVY)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX)
     return demo

@@ -334,13 +334,13 @@ def peak_rss_mb(pid: int) -> float | None:
 class AppServer:
     """`python app.py` on 127.0.0.1 and a free port, as a child process with its output in a log file."""
 
-    def __init__(self, precision: str, data_dir: Path, log: Path):
+    def __init__(self, precision: str, data_dir: Path, log: Path, env: dict[str, str] | None = None):
         self.url = f"http://127.0.0.1:{free_port()}"
         self.command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
                         "--data-dir", str(data_dir)]
         unset = ("MTL_AUTH", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")  # no login, our host and port
         self.env = {k: v for k, v in os.environ.items() if k not in unset}
-        self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_PRECISION=precision)
+        self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_PRECISION=precision, **(env or {}))
         self.log = log
 
     def __enter__(self) -> "AppServer":

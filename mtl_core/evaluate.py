@@ -86,7 +86,19 @@ def save_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     plt.close(fig)
 
 
-def evaluate_checkpoint(checkpoint_dir: str, data_dir: str, split: str = "test") -> dict:
+def class_probabilities(predictor, texts: list[str], task: str, cache_dir: str | None) -> np.ndarray:
+    """Calibrated class probabilities (N, C); with cache_dir, the frozen part's outputs come from the
+    training feature cache (same numbers, computed once per split for a whole sweep of runs)."""
+    if cache_dir is None:
+        return predictor.run(texts, batch_size=64, show_progress=True).probs[task]
+    from .features import cached_features, store_logits
+
+    model = predictor.model
+    logits = store_logits(model, cached_features(model, texts, cache_dir, f"{task} features"), task)
+    return torch.softmax(logits / model.config.head(task).temperature, dim=1).numpy()
+
+
+def evaluate_checkpoint(checkpoint_dir: str, data_dir: str, split: str = "test", cache_dir: str | None = None) -> dict:
     from .predict import Predictor
 
     predictor = Predictor.load(checkpoint_dir)
@@ -96,7 +108,7 @@ def evaluate_checkpoint(checkpoint_dir: str, data_dir: str, split: str = "test")
     for task in predictor.model.task_names:
         data = load_task(data_dir, task)
         part = getattr(data, split)
-        probs = predictor.run(part.texts, batch_size=64, show_progress=True).probs[task]
+        probs = class_probabilities(predictor, part.texts, task, cache_dir)
         y_pred = probs.argmax(axis=1)
         metrics = task_metrics(part.labels, y_pred)
         metrics["ece"] = expected_calibration_error(probs, part.labels)
@@ -120,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="test", choices=["test", "dev"])
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--cache-dir", help="reuse the training feature cache (e.g. runs/cache) for the frozen part")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        report = evaluate_checkpoint(args.checkpoint, args.data_dir, args.split)
+        report = evaluate_checkpoint(args.checkpoint, args.data_dir, args.split, args.cache_dir)
     except (CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -61,6 +61,15 @@ def logits_from_features(model: MultiTaskModel, store: FeatureStore, idx: list[i
     return model.heads_from_shared(inputs, mask, tasks)
 
 
+@torch.no_grad()
+def store_logits(model: MultiTaskModel, store: FeatureStore, task: str, batch_size: int = 256) -> torch.Tensor:
+    """One head's logits (N, C) for every row of `store`, in eval mode (no dropout)."""
+    model.eval()
+    chunks = [logits_from_features(model, store, list(range(i, min(i + batch_size, len(store)))), [task])[task]
+              for i in range(0, len(store), batch_size)]
+    return torch.cat(chunks)
+
+
 @torch.inference_mode()
 def compute_features(model: MultiTaskModel, texts: list[str], batch_size: int = 64,
                      desc: str = "features") -> FeatureStore:

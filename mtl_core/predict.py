@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,50 @@ CSV_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_score",
                "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
 
 
+@dataclass(frozen=True)
+class Row:
+    """One sentence's results: its embedding (H,) and each task's probabilities (C,)."""
+
+    embedding: np.ndarray
+    probs: dict[str, np.ndarray]
+
+
+def sentence_key(text: str) -> bytes:
+    """A short fixed-size key, so a cache of long sentences stays small."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class SentenceCache:
+    """The most recently used sentences' results, shared by all requests of a server: the same
+    sentences sent to /predict, then /similarity and /projection, or analysed again, skip the model.
+    About 2 kB per sentence. Safe to use from several request threads."""
+
+    def __init__(self, max_items: int = 10_000):
+        self.max_items = max_items
+        self._rows: OrderedDict[bytes, Row] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, texts: list[str]) -> dict[bytes, Row]:
+        found = {}
+        with self._lock:
+            for key in map(sentence_key, texts):
+                if key in self._rows:
+                    self._rows.move_to_end(key)
+                    found[key] = self._rows[key]
+        return found
+
+    def store(self, rows: dict[bytes, Row]) -> None:
+        with self._lock:
+            for key, row in rows.items():
+                self._rows[key] = row
+                self._rows.move_to_end(key)
+            while len(self._rows) > self.max_items:
+                self._rows.popitem(last=False)
+
+
 @dataclass
 class Results:
     """One encoder pass over N sentences: embeddings (N, H) and per-task probabilities (N, C)."""
@@ -35,15 +82,27 @@ class Results:
     probs: dict[str, np.ndarray]
     labels: dict[str, list[str]]
 
+    def row(self, i: int) -> Row:
+        return Row(self.embeddings[i].copy(), {t: p[i].copy() for t, p in self.probs.items()})
+
+    @classmethod
+    def from_rows(cls, texts: list[str], rows: list[Row], labels: dict[str, list[str]]) -> "Results":
+        width = rows[0].embedding.shape[0] if rows else 0
+        embeddings = np.stack([r.embedding for r in rows]) if rows else np.zeros((0, width), dtype=np.float32)
+        probs = {t: np.stack([r.probs[t] for r in rows]) if rows else np.zeros((0, len(names)), dtype=np.float32)
+                 for t, names in labels.items()}
+        return cls(texts, embeddings, probs, labels)
+
     def top(self, task: str, i: int, k: int) -> list[tuple[str, float]]:
         order = np.argsort(-self.probs[task][i])[:k]
         return [(self.labels[task][j], float(self.probs[task][i, j])) for j in order]
 
 
 class Predictor:
-    def __init__(self, model: MultiTaskModel, top_k: int = 5):
+    def __init__(self, model: MultiTaskModel, top_k: int = 5, cache: SentenceCache | None = None):
         self.model = model.eval()
         self.top_k = top_k
+        self.cache = cache  # the app sets one; batch CLIs and training read each sentence once
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, backbone: str | None = None,
@@ -67,10 +126,23 @@ class Predictor:
     def encoder(self) -> SentenceEncoder:
         return self.model.encoder
 
-    @torch.inference_mode()
     def run(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> Results:
-        """Embeddings and calibrated probabilities for every task, from one encoder pass per batch."""
+        """Embeddings and calibrated probabilities for every task, from one encoder pass per batch.
+
+        Each distinct sentence is computed once; with a cache, sentences seen before skip the model.
+        """
         texts = check_sentences(sentences)
+        known = self.cache.lookup(texts) if self.cache is not None else {}
+        todo = list(dict.fromkeys(t for t in texts if sentence_key(t) not in known))
+        fresh = self._forward(todo, batch_size, show_progress)
+        rows = {sentence_key(t): fresh.row(i) for i, t in enumerate(todo)}
+        if self.cache is not None:
+            self.cache.store(rows)
+        rows.update(known)
+        return Results.from_rows(texts, [rows[sentence_key(t)] for t in texts], fresh.labels)
+
+    @torch.inference_mode()
+    def _forward(self, texts: list[str], batch_size: int, show_progress: bool) -> Results:
         n, tasks = len(texts), self.model.task_names
         embeddings = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         probs = {t: np.zeros((n, self.model.config.head(t).num_labels), dtype=np.float32) for t in tasks}
@@ -85,8 +157,8 @@ class Predictor:
         return Results(texts, embeddings, probs, labels)
 
     def embed(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        """The general-purpose sentence embeddings (N, H), without running any head."""
-        return self.encoder.encode(sentences, batch_size, show_progress)
+        """The general-purpose sentence embeddings (N, H): the same pass as run(), so it shares the cache."""
+        return self.run(sentences, batch_size, show_progress).embeddings
 
     def predict(self, sentences: list[str], show_progress: bool = False) -> list[dict]:
         return to_records(self.run(sentences, show_progress=show_progress), self.top_k)

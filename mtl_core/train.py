@@ -26,7 +26,7 @@ from . import checkpoint
 from .data import TASKS, TaskData, default_data_dir, load_task, stratified_subsample
 from .encoder import SentenceEncoder
 from .evaluate import PRIMARY_METRIC, expected_calibration_error, fit_temperature, task_metrics
-from .features import FeatureStore, cached_features, logits_from_features
+from .features import FeatureStore, cached_features, logits_from_features, store_logits
 from .model import MultiTaskModel
 
 log = logging.getLogger(__name__)
@@ -151,17 +151,9 @@ class TaskLossWeighting(nn.Module):
 
 # ---------------------------------------------------------------- training
 
-@torch.no_grad()
-def dev_logits(model: MultiTaskModel, store: FeatureStore, task: str, batch_size: int = 256) -> torch.Tensor:
-    model.eval()
-    chunks = [logits_from_features(model, store, list(range(i, min(i + batch_size, len(store)))), [task])[task]
-              for i in range(0, len(store), batch_size)]
-    return torch.cat(chunks)
-
-
 def dev_metrics(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict[str, TaskData],
                 tasks: list[str]) -> dict[str, dict[str, float]]:
-    return {t: task_metrics(data[t].dev.labels, dev_logits(model, stores[t], t).argmax(1).numpy()) for t in tasks}
+    return {t: task_metrics(data[t].dev.labels, store_logits(model, stores[t], t).argmax(1).numpy()) for t in tasks}
 
 
 def selection_score(metrics: dict[str, dict[str, float]]) -> float:
@@ -207,7 +199,7 @@ def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict
     """Temperature scaling per head on dev; returns dev ECE before and after."""
     report = {}
     for task in tasks:
-        logits, labels = dev_logits(model, stores[task], task), data[task].dev.labels
+        logits, labels = store_logits(model, stores[task], task), data[task].dev.labels
         temperature = fit_temperature(logits, torch.as_tensor(labels))
         before = expected_calibration_error(torch.softmax(logits, 1).numpy(), labels)
         after = expected_calibration_error(torch.softmax(logits / temperature, 1).numpy(), labels)

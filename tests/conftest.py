@@ -57,6 +57,19 @@ SENTIMENT_ROWS = {"negative": ["this is awful", "I hate it", "worst app ever", "
                                "wonderful people", "amazing update"]}
 
 
+INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", "pin_blocked", "top_up_limits"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory) -> Path:
+    """A checkpoint with untrained heads on the tiny backbone."""
+    from mtl_core import checkpoint
+    from mtl_core.predict import Predictor
+
+    predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
+    return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))
+
+
 def write_split(path: Path, rows: dict[str, list[str]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

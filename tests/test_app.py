@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 pytest_plugins = ["app_server"]
 pytestmark = [pytest.mark.app, pytest.mark.integration]
 
-ENDPOINTS = {"/predict": ["text"], "/embed": ["text"], "/similarity": ["text", "order"],
+ENDPOINTS = {"/analyse": ["text", "order", "dims", "reference"], "/predict": ["text"], "/embed": ["text"], "/similarity": ["text", "order"],
              "/projection": ["text", "dims", "reference"]}
 SENTENCES = ["My card still hasn't arrived.", "I love this app!", "Why was I charged twice?"]
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)> & <b>bold</b>'
@@ -21,7 +21,7 @@ def lines(sentences: list[str]) -> str:
     return "\n".join(sentences)
 
 
-def test_api_lists_the_four_endpoints_with_text_first_and_defaults(client):
+def test_api_lists_the_named_endpoints_with_text_first_and_defaults(client):
     info = client.view_api(print_info=False, return_format="dict")
     named = info["named_endpoints"]
     assert set(ENDPOINTS) <= set(named), sorted(named)
@@ -41,6 +41,28 @@ def test_predict_returns_a_record_per_sentence(client):
         assert sum(r["sentiment"]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
         assert set(r["sentiment"]["probs"]) == {"negative", "neutral", "positive"}
     assert [r["truncated"] for r in records] == [False, False, False, True]
+
+
+def test_analyse_returns_every_view_from_one_call(client):
+    out = client.predict(lines(SENTENCES), "cluster", api_name="/analyse")
+    alone = client.predict(lines(SENTENCES), api_name="/predict")
+    assert [r["text"] for r in out["predictions"]] == SENTENCES
+    for mine, single in zip(out["predictions"], alone, strict=True):
+        assert mine["intent"]["label"] == single["intent"]["label"]
+        assert mine["sentiment"]["score"] == pytest.approx(single["sentiment"]["score"], abs=1e-5)
+    assert sorted(out["similarity"]["order"]) == [0, 1, 2]
+    assert np.asarray(out["similarity"]["matrix"]).shape == (3, 3)
+    assert out["projection"]["texts"] == SENTENCES and np.asarray(out["projection"]["coords"]).shape == (3, 2)
+
+
+def test_analyse_similarity_is_capped_like_the_heatmap(client):
+    from mtl_core.analysis import HEATMAP_MAX
+
+    text = lines([f"question number {i} about my card" for i in range(HEATMAP_MAX + 1)])
+    out = client.predict(text, api_name="/analyse")
+    assert len(out["predictions"]) == HEATMAP_MAX + 1
+    assert np.asarray(out["similarity"]["matrix"]).shape == (HEATMAP_MAX, HEATMAP_MAX)
+    assert len(out["projection"]["coords"]) == HEATMAP_MAX + 1
 
 
 def test_embed_returns_unit_vectors_in_input_order(client):
@@ -88,6 +110,8 @@ def test_bad_options_are_clear_errors(client):
         client.predict("a", "sideways", api_name="/similarity")
     with pytest.raises(AppError, match="dims must be 2 or 3"):
         client.predict("a", 4, api_name="/projection")
+    with pytest.raises(AppError, match="dims must be 2 or 3"):
+        client.predict("a", "input", 1, api_name="/analyse")
 
 
 def raw_call(app_url: str, endpoint: str, body: bytes) -> str:

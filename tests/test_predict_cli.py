@@ -10,13 +10,7 @@ from mtl_core.encoder import SentenceEncoder
 from mtl_core.inputs import InputError, parse_sentences
 from mtl_core.predict import CSV_COLUMNS, Predictor
 
-INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", "pin_blocked", "top_up_limits"]
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory):
-    predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
-    return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))
+from conftest import INTENTS
 
 
 def test_predict_record_structure(tiny_checkpoint):
