@@ -122,11 +122,11 @@ def run_catalogue(client, cli_args: dict[str, list[str]]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for case in CASES:
-            api = api_outcome(client, case, folder)
+            api = api_outcome(client, case, folder).replace(f"{folder}/", "")
             row = {"case": case.name, "app": api, "app_as_expected": matches(api, case.expect),
                    "still_serving": server_healthy(client)}
             for cli_name, main in (("predict", predict.main), ("embed", embed.main)):
-                outcome = cli_outcome(main, case, folder, cli_args[cli_name])
+                outcome = cli_outcome(main, case, folder, cli_args[cli_name]).replace(f"{folder}/", "")
                 row[cli_name] = outcome
                 row[f"{cli_name}_as_expected"] = matches(outcome, case.cli_expect or case.expect)
             rows.append(row)
