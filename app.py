@@ -16,7 +16,7 @@ from mtl_core.encoder import BackboneNotFoundError
 from mtl_core.predict import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, Predictor, SentenceCache
 from mtl_core.data import DATA_DIR_ENV
 from mtl_core.reference import ReferenceBuilder, load_reference_set
-from ui import MAX_FILE_SIZE, build_demo
+from ui import FIGURES, MAX_FILE_SIZE, build_demo
 
 log = logging.getLogger("app")
 AUTH_ENV = "MTL_AUTH"
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     builder = ReferenceBuilder(lambda: load_reference_set(args.data_dir), predictor.embed).start()
     demo = build_demo(predictor, builder, banner=banner)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-                max_file_size=MAX_FILE_SIZE)
+                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(FIGURES)])
 
 
 if __name__ == "__main__":

@@ -71,6 +71,18 @@ and **Task B**, the sentiment (negative / neutral / positive).
 
 Training, evaluation and the measured results are described in the project's README.
 """
+ROOT = Path(__file__).resolve().parent
+FIGURES = ROOT / "docs" / "figures"  # experiment plots; app.py passes this folder to launch(allowed_paths=...)
+
+
+def experiments_markdown() -> str:
+    """The README's Discussion (the measured answers to the design questions), for the About tab."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    _, found, rest = readme.partition("\n## Discussion\n")
+    body = rest.split("\n## ", 1)[0].strip() if found else "(see docs/experiments.md in the repository)"
+    return ("### Experiments: what to freeze, multi-task or not, little data\n" + body +
+            "\n\nThe full write-up with every table and the commands behind it is `docs/experiments.md` in "
+            "the repository.")
 
 
 def escaped(message: str) -> str:
@@ -312,6 +324,11 @@ def build_demo(predictor: Predictor, builder: ReferenceBuilder | None = None, *,
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
         with gr.Tab("About"):
             gr.Markdown(ABOUT)
+            gr.Markdown(experiments_markdown(), elem_id="experiments")
+            figures = sorted(FIGURES.glob("*.png"))
+            if figures:
+                gr.Gallery([str(f) for f in figures], columns=2, height="auto", label="Experiment figures",
+                           show_label=True)
 
         details = [intent_label, sentiment_label, neighbours, neighbours_note]
         map_inputs = [session, colour_by, dims, use_reference]

@@ -87,11 +87,9 @@ class Results:
 
     @classmethod
     def from_rows(cls, texts: list[str], rows: list[Row], labels: dict[str, list[str]]) -> "Results":
-        width = rows[0].embedding.shape[0] if rows else 0
-        embeddings = np.stack([r.embedding for r in rows]) if rows else np.zeros((0, width), dtype=np.float32)
-        probs = {t: np.stack([r.probs[t] for r in rows]) if rows else np.zeros((0, len(names)), dtype=np.float32)
-                 for t, names in labels.items()}
-        return cls(texts, embeddings, probs, labels)
+        """Results of `texts` from one Row each (at least one)."""
+        probs = {t: np.stack([r.probs[t] for r in rows]) for t in labels}
+        return cls(texts, np.stack([r.embedding for r in rows]), probs, labels)
 
     def top(self, task: str, i: int, k: int) -> list[tuple[str, float]]:
         order = np.argsort(-self.probs[task][i])[:k]
@@ -138,6 +136,8 @@ class Predictor:
         rows = {sentence_key(t): fresh.row(i) for i, t in enumerate(todo)}
         if self.cache is not None:
             self.cache.store(rows)
+        if len(todo) == len(texts):  # nothing known, no duplicates (or no sentences): the pass is the answer
+            return fresh
         rows.update(known)
         return Results.from_rows(texts, [rows[sentence_key(t)] for t in texts], fresh.labels)
 
