@@ -43,6 +43,13 @@ def mean_std(summary: dict, key: str, scale: float = 100.0) -> str:
     return f"{m['mean'] * scale:.2f}{spread}"
 
 
+def time_cell(seeds: list[dict]) -> str:
+    """Mean wall time of a run and, in brackets, the part spent computing the frozen layers' features."""
+    total = sum(s["wall_seconds"]["total"] for s in seeds) / len(seeds)
+    features = sum(s["wall_seconds"]["features"] for s in seeds) / len(seeds)
+    return f"{total:.0f} ({features:.0f})"
+
+
 def drift_cells(run: dict) -> list[str]:
     drifts = [s["embedding_drift"] for s in run["seeds"] if s["embedding_drift"]]
     if not drifts:
@@ -55,14 +62,14 @@ def drift_cells(run: dict) -> list[str]:
 def sweep_table(name: str, drift: bool = False) -> str:
     results = load(name)
     headers = ["run", "seeds", "intent acc. % (test)", "sentiment macro-recall % (test)", "trainable params",
-               "train time s (mean)"] + (DRIFT_HEADERS if drift else []) + ["config"]
+               "wall s: total (frozen features)"] + (DRIFT_HEADERS if drift else []) + ["config"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for run in results.values():
         summary, first = run["summary"], run["seeds"][0]
         tasks = reported_tasks(run)
         summary = {k: v for k, v in summary.items() if k.split(".")[0] in tasks or "." not in k}
         cells = [run["label"], str(len(run["seeds"])), *(mean_std(summary, key) for key, _ in METRICS),
-                 f"{first['trainable_parameters']:,}", f"{summary['train_seconds']:.0f}"]
+                 f"{first['trainable_parameters']:,}", time_cell(run["seeds"])]
         cells += drift_cells(run) if drift else []
         cells.append(f"`{run['config']}`")
         lines.append("| " + " | ".join(cells) + " |")
@@ -88,7 +95,8 @@ def bars(fig: go.Figure, runs: list[dict], key: str, col: int, name: str, color:
     fig.add_trace(go.Bar(x=[r["label"] for r in present], y=[r["summary"][key]["mean"] * 100 for r in present],
                          error_y={"type": "data", "array": [r["summary"][key]["std"] * 100 for r in present]},
                          name=name, marker_color=color, showlegend=showlegend,
-                         text=[f"{r['summary'][key]['mean'] * 100:.1f}" for r in present], textposition="outside"),
+                         text=[f"{r['summary'][key]['mean'] * 100:.1f}" for r in present], textposition="inside",
+                         insidetextanchor="end", textfont={"color": "white"}),
                   row=1, col=col)
 
 
@@ -97,9 +105,12 @@ def two_metric_figure(title: str, groups: dict[str, list[dict]], colours: list[s
     for (group, runs), colour in zip(groups.items(), colours):
         for col, (key, _) in enumerate(METRICS, start=1):
             bars(fig, runs, key, col, group, colour, showlegend=col == 1 and len(groups) > 1)
-    fig.update_layout(title=title, barmode="group", height=460, width=1100, template="plotly_white",
-                      margin={"t": 80, "b": 140})
-    fig.update_yaxes(title_text="% on the official test set (mean ± std over seeds)")
+    many = sum(len(runs) for runs in groups.values()) > 6
+    fig.update_layout(title=title, barmode="group", height=560 if many else 440, width=1200, template="plotly_white",
+                      margin={"t": 80, "b": 40}, legend={"orientation": "h", "y": 1.08, "x": 0.6})
+    fig.update_yaxes(title_text="% on the test set (mean ± std over seeds)", row=1, col=1)
+    if many:
+        fig.update_xaxes(tickangle=-35)
     return fig
 
 
@@ -155,8 +166,8 @@ def main() -> int:
               "q3_scarce": sweep_table("q3_scarce")}
     text = DOC.read_text()
     for name, table in tables.items():
-        text = re.sub(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table -->)", lambda m: m[1] + table + m[2], text,
-                      flags=re.S)
+        text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m: m[1] + table + "\n" + m[2],
+                      text, flags=re.S)
     DOC.write_text(text)
     for path in figures():
         print(f"wrote {path.relative_to(ROOT)}")
