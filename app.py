@@ -6,6 +6,7 @@ to require a login (do this whenever you use --share: a share link is public).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from ui import FIGURES, MAX_FILE_SIZE, build_demo
 
 log = logging.getLogger("app")
 AUTH_ENV = "MTL_AUTH"
+M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 # Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
 WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
 UNTRAINED_BANNER = ("UNTRAINED heads: no trained checkpoint was found, so the intent and sentiment "
@@ -68,8 +70,23 @@ def load_predictor(checkpoint: str | None, data_dir: str | None) -> tuple[Predic
     return predictor, None if predictor.trained else UNTRAINED_BANNER
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Keep glibc from giving every request thread its own malloc arena.
+
+    Gradio answers requests from a pool of threads; by default glibc lets each allocate from a separate
+    arena (up to 8 per core), and memory freed in one arena is not reused by the others, so the resident
+    size climbed by ~30% over the first few hundred concurrent requests before levelling off
+    (benchmarks/load.py). Two arenas keep it flat at no measurable speed cost. No-op off glibc.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_malloc_arenas()
     args = parse_args(argv)
     auth = auth_from_env()
     if args.share and auth is None:

@@ -6,7 +6,7 @@ For each queue concurrency limit (MTL_CONCURRENCY) it starts `python app.py`, wa
 clients, each with its own connection and a seeded mix of requests: /analyse (10 sentences), /predict
 (1-20), /embed (5), /similarity (10), /projection (10), on sentences drawn from the data folder (or the
 project's reference sentences). Bounded: each client stops after --requests or --max-seconds. Reports
-errors, p50/p95/p99 latency, requests/s and the server's RSS before and after.
+errors, p50/p95/p99 latency, requests/s and the server's RSS before, at half-way and after.
 """
 from __future__ import annotations
 
@@ -72,9 +72,20 @@ def rss_mb(pid: int) -> float:
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
+def rss_at_half(pid: int, results: list, half: int, stop: threading.Event, out: dict) -> None:
+    """Record the server's RSS once half of the requests are done: growth after that point is what a
+    leak would show; growth before it includes the allocator and caches settling."""
+    while not stop.is_set() and len(results) < half:
+        time.sleep(0.2)
+    out["rss_half_mb"] = rss_mb(pid)
+
+
 def run_load(url: str, pid: int, pool: list[str], clients: int, requests: int, max_seconds: float) -> dict:
     before = rss_mb(pid)
     results: list = []
+    half, stop = {}, threading.Event()
+    watcher = threading.Thread(target=rss_at_half, args=(pid, results, clients * requests // 2, stop, half))
+    watcher.start()
     deadline = time.monotonic() + max_seconds
     threads = [threading.Thread(target=client_loop, args=(url, pool, seed, requests, deadline, results))
                for seed in range(clients)]
@@ -84,6 +95,8 @@ def run_load(url: str, pid: int, pool: list[str], clients: int, requests: int, m
     for t in threads:
         t.join(max_seconds + 120)  # bounded even if a request hangs
     wall = time.perf_counter() - started
+    stop.set()
+    watcher.join()
     seconds = [s for _, s, e in results if e is None]
     errors = [e for _, _, e in results if e]
     p50, p95, p99 = np.percentile(seconds, [50, 95, 99]) if seconds else (float("nan"),) * 3
@@ -92,6 +105,8 @@ def run_load(url: str, pid: int, pool: list[str], clients: int, requests: int, m
             "wall_s": round(wall, 1), "requests_per_s": round(len(results) / wall, 2),
             "p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1), "p99_ms": round(p99 * 1000, 1),
             "rss_before_mb": before, "rss_after_mb": after, "rss_growth_pct": round(100 * (after / before - 1), 1),
+            "rss_half_mb": half.get("rss_half_mb"),
+            "rss_growth_second_half_pct": round(100 * (after / half["rss_half_mb"] - 1), 1) if half else None,
             "per_endpoint_p50_ms": {ep: round(float(np.median([s for e2, s, e in results if e2 == ep and not e]))
                                               * 1000, 1)
                                     for ep in sorted({r[0] for r in results})}}

@@ -163,7 +163,7 @@ def figures() -> list[Path]:
 def main() -> int:
     tables = {"q1_freeze": sweep_table("q1_freeze", drift=True), "q1_sequential": sweep_table("q1_sequential"),
               "q2_separate": sweep_table("q2_separate"), "q2_serving": serving_table(),
-              "q3_scarce": sweep_table("q3_scarce")}
+              "q3_scarce": sweep_table("q3_scarce"), "q3_shared": sweep_table("q3_shared")}
     text = DOC.read_text()
     for name, table in tables.items():
         text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m: m[1] + table + "\n" + m[2],

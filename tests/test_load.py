@@ -20,5 +20,5 @@ def test_load_quick_mode_reports_every_request(tmp_path):
     (run,) = json.loads(out.read_text())["runs"]
     assert run["requests"] == 4 * 5 and run["errors"] == 0
     assert 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
-    assert run["rss_before_mb"] > 100 and run["rss_after_mb"] > 100
+    assert run["rss_before_mb"] > 100 and run["rss_after_mb"] > 100 and run["rss_half_mb"] > 100
     assert set(run["per_endpoint_p50_ms"]) <= {"/analyse", "/predict", "/embed", "/similarity", "/projection"}
