@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -110,6 +111,10 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         self.bert = bert
         self.tokenizer = tokenizer
+        # A fast tokenizer keeps its padding/truncation settings as shared state that every call resets:
+        # two request threads tokenizing at once (one padded, one not) produced ragged batches. Found by
+        # benchmarks/load.py; calls are serialised (tokenizing is ~1% of a pass).
+        self._tokenizer_lock = threading.Lock()
         self.max_tokens = max_tokens
         self.name = name
         self.precision = "fp32"
@@ -164,14 +169,16 @@ class SentenceEncoder(nn.Module):
 
     def tokenize(self, sentences: list[str]) -> dict[str, torch.Tensor]:
         """Padded batch, truncated at max_tokens."""
-        batch = self.tokenizer(sentences, padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="pt")
+        with self._tokenizer_lock:
+            batch = self.tokenizer(sentences, padding=True, truncation=True, max_length=self.max_tokens,
+                                   return_tensors="pt")
         return {"input_ids": batch["input_ids"].to(self.device),
                 "attention_mask": batch["attention_mask"].to(self.device)}
 
     def token_counts(self, sentences: list[str]) -> list[int]:
         """Number of word pieces per sentence after truncation (including [CLS] and [SEP])."""
-        ids = self.tokenizer(sentences, truncation=True, max_length=self.max_tokens)["input_ids"]
+        with self._tokenizer_lock:
+            ids = self.tokenizer(sentences, truncation=True, max_length=self.max_tokens)["input_ids"]
         return [len(x) for x in ids]
 
     def length_sorted_batches(self, sentences: list[str], batch_size: int) -> Iterator[list[int]]:

