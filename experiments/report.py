@@ -96,7 +96,7 @@ def bars(fig: go.Figure, runs: list[dict], key: str, col: int, name: str, color:
                          error_y={"type": "data", "array": [r["summary"][key]["std"] * 100 for r in present]},
                          name=name, marker_color=color, showlegend=showlegend,
                          text=[f"{r['summary'][key]['mean'] * 100:.1f}" for r in present], textposition="inside",
-                         insidetextanchor="end", textfont={"color": "white"}),
+                         insidetextanchor="end", textangle=0, textfont={"color": "white", "size": 10}),
                   row=1, col=col)
 
 
@@ -107,7 +107,7 @@ def two_metric_figure(title: str, groups: dict[str, list[dict]], colours: list[s
             bars(fig, runs, key, col, group, colour, showlegend=col == 1 and len(groups) > 1)
     many = sum(len(runs) for runs in groups.values()) > 6
     fig.update_layout(title=title, barmode="group", height=560 if many else 440, width=1200, template="plotly_white",
-                      margin={"t": 80, "b": 40}, legend={"orientation": "h", "y": 1.08, "x": 0.6})
+                      margin={"t": 110, "b": 40}, legend={"orientation": "h", "y": 1.16, "x": 0.0})
     fig.update_yaxes(title_text="% on the test set (mean ± std over seeds)", row=1, col=1)
     if many:
         fig.update_xaxes(tickangle=-35)
