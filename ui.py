@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -80,6 +81,7 @@ def experiments_markdown() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     _, found, rest = readme.partition("\n## Discussion\n")
     body = rest.split("\n## ", 1)[0].strip() if found else "(see docs/experiments.md in the repository)"
+    body = re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]*\)", r"\1", body)  # repository-relative links lead nowhere here
     return ("### Experiments: what to freeze, multi-task or not, little data\n" + body +
             "\n\nThe full write-up with every table and the commands behind it is `docs/experiments.md` in "
             "the repository.")
