@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mtl_core import checkpoint, evaluate, train  # noqa: E402
+from mtl_core import evaluate, train  # noqa: E402
 from mtl_core.data import default_data_dir, load_task  # noqa: E402
 from mtl_core.encoder import l2_normalize, mean_pool, run_layers  # noqa: E402
 from mtl_core.features import cached_features  # noqa: E402

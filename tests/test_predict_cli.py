@@ -5,8 +5,6 @@ import sys
 import numpy as np
 import pytest
 
-from mtl_core import checkpoint
-from mtl_core.encoder import SentenceEncoder
 from mtl_core.inputs import InputError, parse_sentences
 from mtl_core.predict import CSV_COLUMNS, Predictor
 
