@@ -55,10 +55,11 @@ class SentenceCache:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def lookup(self, texts: list[str]) -> dict[bytes, Row]:
+    def lookup(self, keys: list[bytes]) -> dict[bytes, Row]:
+        """The rows of the keys (from sentence_key) that are cached."""
         found = {}
         with self._lock:
-            for key in map(sentence_key, texts):
+            for key in keys:
                 if key in self._rows:
                     self._rows.move_to_end(key)
                     found[key] = self._rows[key]
@@ -130,16 +131,20 @@ class Predictor:
         Each distinct sentence is computed once; with a cache, sentences seen before skip the model.
         """
         texts = check_sentences(sentences)
-        known = self.cache.lookup(texts) if self.cache is not None else {}
-        todo = list(dict.fromkeys(t for t in texts if sentence_key(t) not in known))
-        fresh = self._forward(todo, batch_size, show_progress)
-        rows = {sentence_key(t): fresh.row(i) for i, t in enumerate(todo)}
+        keys = [sentence_key(t) for t in texts]
+        known = self.cache.lookup(keys) if self.cache is not None else {}
+        todo = {k: t for k, t in zip(keys, texts) if k not in known}  # distinct new sentences, in order
+        fresh = self._forward(list(todo.values()), batch_size, show_progress)
+        whole = len(todo) == len(texts)  # nothing known, no duplicates (or no sentences): the pass is the answer
+        if whole and self.cache is None:
+            return fresh  # no per-sentence rows needed
+        rows = {k: fresh.row(i) for i, k in enumerate(todo)}
         if self.cache is not None:
             self.cache.store(rows)
-        if len(todo) == len(texts):  # nothing known, no duplicates (or no sentences): the pass is the answer
+        if whole:
             return fresh
         rows.update(known)
-        return Results.from_rows(texts, [rows[sentence_key(t)] for t in texts], fresh.labels)
+        return Results.from_rows(texts, [rows[k] for k in keys], fresh.labels)
 
     @torch.inference_mode()
     def _forward(self, texts: list[str], batch_size: int, show_progress: bool) -> Results:
