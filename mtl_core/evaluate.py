@@ -95,7 +95,7 @@ def class_probabilities(predictor, texts: list[str], task: str, cache_dir: str |
 
     model = predictor.model
     logits = store_logits(model, cached_features(model, texts, cache_dir, f"{task} features"), task)
-    return torch.softmax(logits / model.config.head(task).temperature, dim=1).numpy()
+    return model.probabilities(task, logits).numpy()
 
 
 def evaluate_checkpoint(checkpoint_dir: str, data_dir: str, split: str = "test", cache_dir: str | None = None) -> dict:

@@ -75,6 +75,10 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"unknown task(s) {unknown}; valid: {self.task_names}")
         return list(tasks)
 
+    def probabilities(self, task: str, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities from one head's logits: softmax(logits / the head's temperature)."""
+        return torch.softmax(logits.float() / self.config.head(task).temperature, dim=-1)
+
     def shared_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token states entering the first task layer: (B, T) -> (B, T, H). Frozen: cacheable."""
         return self.encoder.hidden_states(input_ids, attention_mask, last_layer=self.split)

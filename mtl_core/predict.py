@@ -156,8 +156,7 @@ class Predictor:
             out = self.model(**self.encoder.tokenize([texts[i] for i in idx]))
             embeddings[idx] = out.embeddings.float().cpu().numpy()
             for task, logits in out.logits.items():
-                scaled = logits.float() / self.model.config.head(task).temperature
-                probs[task][idx] = torch.softmax(scaled, dim=-1).cpu().numpy()
+                probs[task][idx] = self.model.probabilities(task, logits).cpu().numpy()
         labels = {t: self.model.config.head(t).labels for t in tasks}
         return Results(texts, embeddings, probs, labels)
 
