@@ -1,73 +1,65 @@
 """Web app: python app.py [--host H] [--port P] [--share] [--checkpoint DIR] [--data-dir DIR]
 
 Runs unchanged on Hugging Face Spaces (which sets GRADIO_SERVER_NAME=0.0.0.0). Set MTL_AUTH=user:password
-to require a login (do this whenever you use --share: a share link is public).
+to require a login (do this whenever you use --share: a share link is public). Every environment
+variable is listed in mtl_core/settings.py.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import logging
-import os
+from dataclasses import replace
 from pathlib import Path
 
 from mtl_core.checkpoint import CheckpointError, read_config
+from mtl_core.data import DataError, read_labels
 from mtl_core.encoder import BackboneNotFoundError
-from mtl_core.predict import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, Predictor, SentenceCache
-from mtl_core.data import DATA_DIR_ENV
+from mtl_core.predictor import Predictor, SentenceCache
 from mtl_core.reference import ReferenceBuilder, load_reference_set
-from ui import FIGURES, MAX_FILE_SIZE, build_demo
+from mtl_core.service import Service
+from mtl_core.settings import Settings, SettingsError
+from ui import build_demo
+from ui.texts import FIGURES, MAX_FILE_SIZE, UNTRAINED_BANNER
 
 log = logging.getLogger("app")
-AUTH_ENV = "MTL_AUTH"
 M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 # Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
 WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
-UNTRAINED_BANNER = ("UNTRAINED heads: no trained checkpoint was found, so the intent and sentiment "
-                    "predictions below are random. Embeddings, similarity and maps are real.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Multi-task sentence transformer demo (Gradio).")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                        help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser = argparse.ArgumentParser(prog="python app.py", description="Multi-task sentence transformer demo (Gradio).")
+    parser.add_argument("--host", help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument("--checkpoint", default=None,
-                        help=f"trained checkpoint folder (default: ${CHECKPOINT_ENV}, else {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV),
-                        help=f"data folder (default: ${DATA_DIR_ENV}); the reference map samples its training "
-                             "sets, else uses assets/reference_sentences.csv")
+    parser.add_argument("--checkpoint", type=Path, help="trained checkpoint folder (default: $MTL_CHECKPOINT, else "
+                                                        "assets/checkpoint)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR); the reference map "
+                                                      "samples its training sets, else uses assets/reference_sentences.csv")
     return parser.parse_args(argv)
 
 
-def auth_from_env() -> tuple[str, str] | None:
-    """('user', 'password') from MTL_AUTH="user:password", or None when unset."""
-    value = os.environ.get(AUTH_ENV)
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not (sep and user and password):
-        raise SystemExit(f"error: {AUTH_ENV} must look like user:password")
-    return user, password
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command line's flags on top."""
+    flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "data_dir": args.data_dir}
+    return replace(Settings.from_env(), **{k: v for k, v in flags.items() if v is not None})
 
 
-def load_predictor(checkpoint: str | None, data_dir: str | None) -> tuple[Predictor, str | None]:
+def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predictor, str | None]:
     """The trained predictor, or random heads with a banner while no checkpoint exists yet."""
-    directory = checkpoint or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT
     try:
-        read_config(directory)
+        read_config(settings.checkpoint)
     except CheckpointError as err:
-        if checkpoint or not data_dir:  # an explicit checkpoint must load; without labels we cannot stand in
+        if checkpoint_given or not settings.data_dir:  # an explicit checkpoint must load; without labels we cannot stand in
             raise SystemExit(f"error: {err}. Train one with `python -m mtl_core.train`, or pass --data-dir "
                              "to start with untrained heads.") from err
         log.warning("%s; starting with UNTRAINED heads", err)
-        labels = json.loads((Path(data_dir) / "intent" / "labels.json").read_text())
-        return Predictor.untrained(labels), UNTRAINED_BANNER
-    predictor = Predictor.load(directory)
-    return predictor, None if predictor.trained else UNTRAINED_BANNER
+        predictor = Predictor.untrained(read_labels(settings.data_dir / "intent"))
+    else:
+        predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision)
+    untrained = predictor.model.config.untrained_heads
+    return predictor, UNTRAINED_BANNER.format(heads=", ".join(untrained)) if untrained else None
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -84,23 +76,31 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
+def start(args: argparse.Namespace) -> None:
+    settings = settings_from(args)
+    if args.share and settings.auth is None:
+        log.warning("--share without MTL_AUTH: anyone with the link can use the app")
+    predictor, banner = load_predictor(settings, checkpoint_given=args.checkpoint is not None)
+    predictor.run(WARM_UP)
+    predictor.cache = SentenceCache()  # after the warm-up, so it starts empty
+    builder = ReferenceBuilder(lambda: load_reference_set(settings.data_dir), predictor.embed).start()
+    demo = build_demo(Service(predictor, builder, settings), banner=banner)
+    # quiet: Gradio's own start-up lines suggest `share=True` in launch(); this app's switch is --share
+    demo.launch(server_name=settings.host, server_port=settings.port, share=args.share, auth=settings.auth,
+                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(FIGURES)], quiet=True, prevent_thread_lock=True)
+    print(f"Running on {demo.local_url}" + (f"\nPublic link: {demo.share_url}" if demo.share_url else
+                                            "\nAdd --share for a public link (and set MTL_AUTH)."), flush=True)
+    demo.block_thread()
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit_malloc_arenas()
     args = parse_args(argv)
-    auth = auth_from_env()
-    if args.share and auth is None:
-        log.warning("--share without %s: anyone with the link can use the app", AUTH_ENV)
     try:
-        predictor, banner = load_predictor(args.checkpoint, args.data_dir)
-    except (CheckpointError, BackboneNotFoundError) as err:
+        start(args)
+    except (CheckpointError, BackboneNotFoundError, DataError, SettingsError) as err:
         raise SystemExit(f"error: {err}") from err
-    predictor.run(WARM_UP)
-    predictor.cache = SentenceCache()  # after the warm-up, so it starts empty
-    builder = ReferenceBuilder(lambda: load_reference_set(args.data_dir), predictor.embed).start()
-    demo = build_demo(predictor, builder, banner=banner)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(FIGURES)])
 
 
 if __name__ == "__main__":

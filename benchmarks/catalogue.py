@@ -1,6 +1,6 @@
 """The bad-input catalogue: every case through the running app (gradio_client) and through both CLIs.
 
-    python benchmarks/catalogue.py [--url http://127.0.0.1:7860] [--out docs/reliability_catalogue.md]
+    python -m benchmarks.catalogue [--url http://127.0.0.1:7860] [--out docs/reliability_catalogue.md]
 
 Without --url it starts `python app.py` on 127.0.0.1 and a free port. For each case it records what the
 app answered, checks that the server still answers a normal request afterwards, then runs
@@ -17,11 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mtl_core import embed, predict  # noqa: E402
-from mtl_core.data import default_data_dir  # noqa: E402
+from benchmarks.app_process import AppProcess
+from mtl_core import embed, predict
+from mtl_core.settings import Settings
 
 OK = "ok"
 MEGABYTE = 1024 * 1024
@@ -82,7 +80,7 @@ def api_outcome(client, case: Case, folder: Path) -> str:
         name, content = case.file
         path = folder / name
         path.write_bytes(content)
-        text, message, _ = client.predict(handle_file(str(path)), api_name="/load_file")
+        _text, message = client.predict(handle_file(str(path)), api_name="/load_file")
         return f"error: {message}" if message.startswith("⚠️") else f"{OK}: {message}"
     except Exception as err:  # noqa: BLE001 - gradio_client raises several types; the message is the result
         return f"error: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
@@ -150,13 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from gradio_client import Client
 
-    from run import AppServer  # benchmarks/run.py, next to this file
-
     with contextlib.ExitStack() as stack:
         url = args.url
         if not url:
-            server = stack.enter_context(AppServer("fp32", default_data_dir(), Path(tempfile.gettempdir()) /
-                                                   "mtl_catalogue_app.log"))
+            log = Path(tempfile.gettempdir()) / "mtl_catalogue_app.log"
+            server = stack.enter_context(AppProcess(log, ["--data-dir", str(Settings.from_env().training_data_dir)]))
             server.wait_serving()
             url = server.url
         rows = run_catalogue(Client(url, verbose=False), {"predict": [], "embed": []})

@@ -1,6 +1,6 @@
 """Load test: N concurrent gradio_client clients send mixed requests to the app on 127.0.0.1.
 
-    python benchmarks/load.py [--clients 16] [--requests 30] [--concurrency 1,2,4] [--quick] [--out FILE]
+    python -m benchmarks.load [--clients 16] [--requests 30] [--concurrency 1,2,4] [--quick] [--out FILE]
 
 For each queue concurrency limit (MTL_CONCURRENCY) it starts `python app.py`, warms it up, then runs the
 clients, each with its own connection and a seeded mix of requests: /analyse (10 sentences), /predict
@@ -11,7 +11,6 @@ errors, p50/p95/p99 latency, requests/s and the server's RSS before, at half-way
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import sys
@@ -23,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from mtl_core.data import default_data_dir  # noqa: E402
-from run import AppServer, load_sentences  # noqa: E402
+from benchmarks.app_process import AppProcess
+from benchmarks.run import load_sentences
+from mtl_core.data import read_texts
+from mtl_core.reference import SHIPPED_REFERENCE
+from mtl_core.settings import Settings
 
 REQUEST_MIX = [  # (endpoint, sentences per request, extra arguments, weight)
     ("/analyse", 10, ("input", 2, True), 4),
@@ -42,8 +40,7 @@ REQUEST_MIX = [  # (endpoint, sentences per request, extra arguments, weight)
 def sentence_pool(data_dir: Path) -> list[str]:
     if (data_dir / "intent" / "test.csv").is_file():
         return load_sentences(data_dir, None)
-    with open(ROOT / "assets" / "reference_sentences.csv", newline="", encoding="utf-8") as f:
-        return [row["text"] for row in csv.DictReader(f)]
+    return read_texts(SHIPPED_REFERENCE)
 
 
 def client_loop(url: str, pool: list[str], seed: int, requests: int, deadline: float, out: list) -> None:
@@ -134,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", default="2", help="comma-separated queue limits to compare, e.g. 1,2,4")
     p.add_argument("--max-seconds", type=float, default=900, help="per concurrency setting")
     p.add_argument("--quick", action="store_true", help="4 clients x 5 requests: checks it runs")
-    p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    p.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir)
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.requests, args.max_seconds = 4, 5, 120
     pool = sentence_pool(args.data_dir)
-    report = {"command": " ".join(["python", "benchmarks/load.py", *sys.argv[1:]]), "runs": []}
+    report = {"command": " ".join(["python", "-m", "benchmarks.load", *sys.argv[1:]]), "runs": []}
     for limit in [int(c) for c in args.concurrency.split(",")]:
         log = Path(tempfile.gettempdir()) / f"mtl_load_app_{limit}.log"
-        with AppServer("fp32", args.data_dir, log, env={"MTL_CONCURRENCY": str(limit)}) as server:
+        with AppProcess(log, ["--data-dir", str(args.data_dir)], {"MTL_CONCURRENCY": str(limit)}) as server:
             server.wait_serving()
             warm_up(server.url, pool, reference_timeout_s=0 if args.quick else 240)
             result = {"concurrency_limit": limit,

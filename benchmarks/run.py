@@ -1,7 +1,7 @@
 """Reproducible performance benchmark: encoder throughput against sentence-transformers and against the
 machine's own fp32 limit, the app's latency, cold start and memory, and the cost of the views vs N.
 
-    python benchmarks/run.py [--quick] [--out DIR] [--data-dir DIR] [--wait-quiet MINUTES]
+    python -m benchmarks.run [--quick] [--out DIR] [--data-dir DIR] [--wait-quiet MINUTES]
 
 Writes DIR/results.json and DIR/RESULTS.md (default DIR: benchmarks/; with --quick: runs/benchmark_quick/)
 and prints the tables. --quick (tiny sizes, one repeat, under 2 minutes) checks that the benchmark still
@@ -24,19 +24,15 @@ padding tokens is not counted: it is waste, so it lowers the fraction of the mac
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,13 +42,13 @@ import numpy as np
 import psutil
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout, no install needed
-from mtl_core import projection, viz  # noqa: E402
-from mtl_core.data import default_data_dir  # noqa: E402
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16  # noqa: E402
-from mtl_core.predict import DEFAULT_CHECKPOINT  # noqa: E402
-from mtl_core.reference import PER_INTENT, PER_SENTIMENT  # noqa: E402
+from benchmarks.app_process import AppProcess
+from mtl_core import projection, viz
+from mtl_core.data import read_texts
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
+from mtl_core.reference import PER_INTENT, PER_SENTIMENT
+from mtl_core.settings import DEFAULT_CHECKPOINT
+from mtl_core.settings import Settings as AppSettings
 
 HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings
 Encoder = Callable[[list[str]], np.ndarray]
@@ -98,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks it runs (< 2 min)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: benchmarks/, or runs/benchmark_quick/ with --quick)")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
+    parser.add_argument("--data-dir", type=Path, default=AppSettings.from_env().training_data_dir,
                         help="default: $MTL_DATA_DIR, else ../shared/data")
     parser.add_argument("--batch-size", type=int, default=32, help="encode batch size (the app's and ST's default)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
@@ -200,15 +196,14 @@ def flops_per_sentence(tokens: int, layers: int, hidden: int, intermediate: int)
 
 # ---- data ----------------------------------------------------------------------------------------------
 
-def read_texts(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return [" ".join(row["text"].split()) for row in csv.DictReader(f)]  # one line each, for the app
+def one_line_texts(path: Path) -> list[str]:
+    return [" ".join(text.split()) for text in read_texts(path)]  # one line each, for the app
 
 
 def load_sentences(data_dir: Path, limit: int | None) -> list[str]:
     """Banking77 test + SemEval sentiment dev (5,080; with `limit`, that many from each), in a fixed random
     order, so that every slice (a request, the first N for a figure) mixes short and long sentences alike."""
-    intent, sentiment = read_texts(data_dir / "intent" / "test.csv"), read_texts(data_dir / "sentiment" / "dev.csv")
+    intent, sentiment = one_line_texts(data_dir / "intent" / "test.csv"), one_line_texts(data_dir / "sentiment" / "dev.csv")
     texts = intent[:limit] + sentiment[:limit]
     random.Random(0).shuffle(texts)
     return texts
@@ -314,12 +309,6 @@ def small_requests_section(encoders: dict[str, Encoder], texts: list[str], sizes
 
 # ---- the app: cold start, latency, memory --------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def peak_rss_mb(pid: int) -> float | None:
     """The kernel's high-water mark of the process's resident memory (Linux: VmHWM)."""
     try:
@@ -331,46 +320,7 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-class AppServer:
-    """`python app.py` on 127.0.0.1 and a free port, as a child process with its output in a log file."""
-
-    def __init__(self, precision: str, data_dir: Path, log: Path, env: dict[str, str] | None = None):
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
-                        "--data-dir", str(data_dir)]
-        unset = ("MTL_AUTH", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")  # no login, our host and port
-        self.env = {k: v for k, v in os.environ.items() if k not in unset}
-        self.env.update(GRADIO_ANALYTICS_ENABLED="False", MTL_PRECISION=precision, **(env or {}))
-        self.log = log
-
-    def __enter__(self) -> "AppServer":
-        with open(self.log, "w") as out:
-            self.started = time.perf_counter()
-            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def wait_serving(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited with code {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/gradio_api/info", timeout=5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"app did not answer within {timeout_s} s; see {self.log}")
-
-
-def cold_start(server: AppServer, reference_timeout_s: float) -> tuple[object, dict]:
+def cold_start(server: AppProcess, reference_timeout_s: float) -> tuple[object, dict]:
     """Process start -> first answered /predict, then poll /projection until the reference map is used.
 
     Every poll is a real request: the slowest one shows whether any request waited on UMAP compilation.
@@ -429,12 +379,13 @@ def latency(client, texts: list[str], size: int, repeats: int) -> dict:
 def app_section(precision: str, texts: list[str], settings: Settings, data_dir: Path) -> dict:
     if not (DEFAULT_CHECKPOINT / "config.json").is_file() and not (data_dir / "intent" / "labels.json").is_file():
         return {"skipped": f"no checkpoint in {DEFAULT_CHECKPOINT} and no data folder for untrained heads"}
-    with AppServer(precision, data_dir, Path(tempfile.gettempdir()) / f"mtl_benchmark_app_{precision}.log") as server:
+    log = Path(tempfile.gettempdir()) / f"mtl_benchmark_app_{precision}.log"
+    with AppProcess(log, ["--data-dir", str(data_dir)], {"MTL_PRECISION": precision}) as server:
         client, result = cold_start(server, settings.reference_timeout_s)
         result["latency"] = {str(size): latency(client, texts, size, repeats)
                              for size, repeats in settings.app_repeats.items()}
         result["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
-        result["command"] = " ".join([f"MTL_PRECISION={precision}", "python", *server.command[1:]])
+        result["command"] = " ".join([f"MTL_PRECISION={precision}", "python", "app.py", *server.command[2:]])
     return result
 
 
@@ -586,7 +537,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.wait_quiet:
         wait_for_quiet(args.wait_quiet)
     results: dict = {"quick": args.quick, "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                     "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
+                     "command": " ".join(["python", "-m", "benchmarks.run", *sys.argv[1:]]),
                      "machine": machine_info(), "settings": asdict(settings), "load_checks": [], "notes": []}
 
     def wanted(section: str) -> bool:

@@ -1,6 +1,6 @@
 """Step 1 in numbers: the sample sentences' embeddings, and what unmasked mean pooling gets wrong.
 
-    python benchmarks/step1_check.py [--data-dir ../shared/data]
+    python -m benchmarks.step1_check [--data-dir ../shared/data]
 
 Prints the first values and the norm of each sample embedding, then compares, for the intent test
 sentences, our masked pooling and the original notebook's unmasked pooling (padding tokens averaged
@@ -9,14 +9,12 @@ in) against sentence-transformers' reference, each sentence batched with a 200-t
 from __future__ import annotations
 
 import argparse
-import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
+from mtl_core.data import read_texts
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize
 
 SAMPLES = ["It CAN take a while for the points to collect",
@@ -46,8 +44,7 @@ def main() -> None:
         print(f"{sentence[:48]!r:52} first 5: [{first}]  norm {np.linalg.norm(v):.6f}")
 
     from sentence_transformers import SentenceTransformer
-    with open(Path(args.data_dir) / "intent" / "test.csv", encoding="utf-8") as f:
-        texts = [row["text"] for row in csv.DictReader(f)][: args.limit]
+    texts = read_texts(Path(args.data_dir) / "intent" / "test.csv")[: args.limit]
     reference = SentenceTransformer(bundled_backbone_path(), device="cpu").encode(texts, normalize_embeddings=True)
     masked = np.stack([encoder.encode([t, LONG], batch_size=2)[0] for t in texts])
     unmasked = np.stack([unmasked_embedding(encoder, t) for t in texts])

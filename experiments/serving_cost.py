@@ -1,6 +1,6 @@
 """Serving both tasks: one multi-task model vs two separate single-task models (question 2).
 
-    python experiments/serving_cost.py [--sentences 1000] [--repeats 5]
+    python -m experiments.serving_cost [--sentences 1000] [--repeats 5]
 
 Each setup is measured in its own fresh process (so resident memory is its own): parameters held,
 RSS after loading and after serving, and the median time to answer both tasks for the same sentences.
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.run import load_sentences
+from mtl_core.settings import ROOT, Settings
 
 SETUPS = {  # name -> checkpoints that together answer both tasks
     "multi-task (one model)": ["runs/exp/q1_freeze/top2_s0"],
@@ -29,19 +29,14 @@ SETUPS = {  # name -> checkpoints that together answer both tasks
 
 
 def sentences(n: int) -> list[str]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from run import load_sentences
-
-    from mtl_core.data import default_data_dir
-
-    return load_sentences(default_data_dir(), None)[:n]
+    return load_sentences(Settings.from_env().training_data_dir, None)[:n]
 
 
 def worker(checkpoints: list[str], n: int, repeats: int) -> dict:
     """In this process: load every checkpoint with its own backbone, answer both tasks `repeats` times."""
     import torch
 
-    from mtl_core.predict import Predictor
+    from mtl_core.predictor import Predictor
 
     rss = lambda: psutil.Process().memory_info().rss / 2**20  # noqa: E731
     texts = sentences(n)
@@ -72,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict]] = {name: [] for name in SETUPS}
     for _ in range(args.rounds):
         for name, checkpoints in SETUPS.items():
-            out = subprocess.run([sys.executable, __file__, "--sentences", str(args.sentences), "--repeats",
+            out = subprocess.run([sys.executable, "-m", "experiments.serving_cost", "--sentences", str(args.sentences), "--repeats",
                                   str(args.repeats), "--worker", *checkpoints], cwd=ROOT, check=True,
                                  capture_output=True, text=True)
             runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    report = {"command": " ".join(["python", "experiments/serving_cost.py", *sys.argv[1:]]),
+    report = {"command": " ".join(["python", "-m", "experiments.serving_cost", *sys.argv[1:]]),
               "sentences": args.sentences, "setups": {}}
     for name, results in runs.items():
         seconds = [s for r in results for s in r["seconds"]]

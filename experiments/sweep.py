@@ -1,6 +1,6 @@
 """Run one experiment sweep: every run x seed through `python -m mtl_core.train` and `evaluate`.
 
-    python experiments/sweep.py experiments/q1_freeze.json [--only NAME ...] [--dry-run]
+    python -m experiments.sweep experiments/q1_freeze.json [--only NAME ...] [--dry-run]
 
 A sweep file holds `base` (TrainConfig fields shared by all runs) and `runs` (name, fields that differ,
 seeds). For each run we write the resolved config to experiments/configs/<sweep>/<name>.json (committed),
@@ -19,20 +19,17 @@ import argparse
 import json
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mtl_core import evaluate, train  # noqa: E402
-from mtl_core.data import default_data_dir, load_task  # noqa: E402
-from mtl_core.encoder import l2_normalize, mean_pool, run_layers  # noqa: E402
-from mtl_core.features import cached_features  # noqa: E402
+from mtl_core import evaluate, train
+from mtl_core.data import load_task
+from mtl_core.encoder import l2_normalize, mean_pool, run_layers
+from mtl_core.features import cached_features
+from mtl_core.settings import ROOT, Settings
 
 CACHE = "runs/cache"
 DRIFT_SAMPLE = 500  # sentences per task for the embedding-drift check
@@ -63,7 +60,7 @@ def embedding_drift(output: Path, data_dir: str) -> dict | None:
     """
     from scipy.stats import spearmanr
 
-    from mtl_core.predict import Predictor
+    from mtl_core.predictor import Predictor
 
     model = Predictor.load(str(output)).model.eval()
     if model.config.task_layers == 0:
@@ -123,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("sweep", help="experiments/<name>.json")
     p.add_argument("--only", nargs="*", help="run only these run names")
-    p.add_argument("--data-dir", default=os.path.relpath(default_data_dir(), ROOT))
+    p.add_argument("--data-dir", default=os.path.relpath(Settings.from_env().training_data_dir, ROOT))
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
     spec_path = Path(args.sweep).resolve()

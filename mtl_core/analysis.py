@@ -1,7 +1,7 @@
 """What the app does with one request, free of any UI library: read and limit the input, run the
 model once, and derive every view (table, per-sentence details, figures, downloads) from that run.
 
-The Gradio layer (ui.py at the repository root) only wires these functions to components.
+The endpoints (service.py) and the Gradio layer (the ui/ package) only call these functions.
 """
 from __future__ import annotations
 
@@ -12,31 +12,19 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from .config import MAX_TOKENS
 from .inputs import InputError, parse_sentences, split_lines
-from .predict import PROGRESS_THRESHOLD, Predictor, Results, to_csv_rows, to_records, write_csv
+from .predictor import PROGRESS_THRESHOLD, Predictor, Results
 from .projection import Projection, project
+from .records import Prediction, predictions, readable_label, table_headers, write_csv
 from .reference import Neighbour, ReferenceBuilder
+from .settings import MAX_CHARS, MAX_SENTENCES
 from .viz import SENTIMENT_COLOURS, projection_scatter, similarity_heatmap
 
-MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
-MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing
 HEATMAP_MAX = 300  # a 2,000 x 2,000 heatmap is ~30 MB of JSON; the API still returns the full matrix
 PREVIEW_DIMS = 8
-TOP_INTENTS = 5
 NEIGHBOURS = 5
-TABLE_HEADERS = ["#", "sentence", "intent", "intent confidence", "sentiment", "sentiment confidence"]
 NEIGHBOUR_HEADERS = ["cosine", "task", "label", "reference sentence"]
 PREVIEW_HEADERS = ["#", "sentence", "norm"] + [f"e{j}" for j in range(PREVIEW_DIMS)]
-WORD_CASE = {"atm": "ATM", "pin": "PIN", "id": "ID", "apple": "Apple", "google": "Google",
-             "visa": "Visa", "mastercard": "Mastercard"}
-
-
-def readable_intent(label: str) -> str:
-    """'card_arrival' -> 'Card arrival', 'atm_support' -> 'ATM support'."""
-    words = [WORD_CASE.get(w.lower(), w.lower()) for w in label.split("_") if w]
-    text = " ".join(words)
-    return text[:1].upper() + text[1:]
 
 
 def clean_text(text: str) -> str:
@@ -44,25 +32,26 @@ def clean_text(text: str) -> str:
     return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
-def check_count(sentences: list[str], source: str = "the input") -> list[str]:
+def check_count(sentences: list[str], source: str = "the input", max_sentences: int = MAX_SENTENCES) -> list[str]:
     if not sentences:
         raise InputError(f"{source} has no sentences: type or paste at least one, one per line")
-    if len(sentences) > MAX_SENTENCES:
-        raise InputError(f"{source} has {len(sentences):,} sentences; at most {MAX_SENTENCES:,} per request. "
+    if len(sentences) > max_sentences:
+        raise InputError(f"{source} has {len(sentences):,} sentences; at most {max_sentences:,} per request. "
                          "Split it into smaller parts.")
     return sentences
 
 
-def sentences_from_text(text: str | None) -> list[str]:
+def sentences_from_text(text: str | None, max_sentences: int = MAX_SENTENCES, max_chars: int = MAX_CHARS) -> list[str]:
     """One sentence per non-blank line, within the per-request limits."""
     text = text or ""
-    if len(text) > MAX_CHARS:
-        raise InputError(f"the input has {len(text):,} characters; at most {MAX_CHARS:,} per request. "
+    if len(text) > max_chars:
+        raise InputError(f"the input has {len(text):,} characters; at most {max_chars:,} per request. "
                          "Split it into smaller parts.")
-    return check_count(split_lines(clean_text(text)))
+    return check_count(split_lines(clean_text(text)), max_sentences=max_sentences)
 
 
-def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = None) -> list[str]:
+def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = None,
+                        max_sentences: int = MAX_SENTENCES) -> list[str]:
     """Sentences of an uploaded .txt/.csv, each on one line (so they can go into the textbox).
 
     With `allowed_folder`, a path outside it is refused: a client cannot make the server read its files.
@@ -71,7 +60,7 @@ def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = No
     if allowed_folder is not None and not path.resolve().is_relative_to(Path(allowed_folder).resolve()):
         raise InputError(f"{path.name}: only files uploaded to this app can be read")
     sentences = [" ".join(s.split()) for s in parse_sentences(path.read_bytes(), path.name)]
-    return check_count(sentences, f"{path.name}")
+    return check_count(sentences, f"{path.name}", max_sentences)
 
 
 @dataclass
@@ -79,13 +68,12 @@ class Analysis:
     """One model run over a request's sentences; every view below reuses it."""
 
     results: Results
-    records: list[dict]
-    token_counts: list[int]
+    predictions: list[Prediction]
 
     @classmethod
     def run(cls, predictor: Predictor, sentences: list[str]) -> "Analysis":
         results = predictor.run(sentences, show_progress=len(sentences) >= PROGRESS_THRESHOLD)
-        return cls(results, to_records(results, TOP_INTENTS), predictor.encoder.token_counts(sentences))
+        return cls(results, predictions(results))
 
     @property
     def texts(self) -> list[str]:
@@ -96,39 +84,39 @@ class Analysis:
         return self.results.embeddings
 
     @property
+    def labels(self) -> dict[str, list[str]]:
+        return self.results.labels
+
+    @property
     def truncated(self) -> list[int]:
         """Indices of sentences cut at the encoder's token limit."""
-        return [i for i, n in enumerate(self.token_counts) if n >= MAX_TOKENS]
+        return [i for i, p in enumerate(self.predictions) if p.truncated]
 
-    def summary(self) -> str:
-        note = f"Analysed {len(self.texts):,} sentence{'s' if len(self.texts) != 1 else ''}."
-        if self.truncated:
-            rows = ", ".join(str(i + 1) for i in self.truncated[:10]) + (", …" if len(self.truncated) > 10 else "")
-            note += (f" {len(self.truncated)} reached the {MAX_TOKENS}-token limit and were truncated "
-                     f"(rows {rows}): only their first {MAX_TOKENS} word pieces count.")
+    def summary(self, max_tokens: int) -> str:
+        count = len(self.texts)
+        note = f"Analysed {count:,} sentence{'s' if count != 1 else ''}."
+        cut = self.truncated
+        if cut:
+            rows = ", ".join(str(i + 1) for i in cut[:10]) + (", …" if len(cut) > 10 else "")
+            what = "1 sentence was" if len(cut) == 1 else f"{len(cut):,} sentences were"
+            note += (f" {what} longer than {max_tokens} word pieces and cut there (row{'s' if len(cut) > 1 else ''} "
+                     f"{rows}): only the first {max_tokens} count.")
         return note
 
     def table(self) -> list[list]:
-        return [[i + 1, r["text"], readable_intent(r["intent"]["label"]), round(r["intent"]["score"], 3),
-                 r["sentiment"]["label"], round(r["sentiment"]["score"], 3)] for i, r in enumerate(self.records)]
+        return [p.table_row(i + 1) for i, p in enumerate(self.predictions)]
 
-    def predictions_line(self, i: int) -> str:
-        r = self.records[i]
-        return (f"intent: {readable_intent(r['intent']['label'])} ({r['intent']['score']:.2f}) · "
-                f"sentiment: {r['sentiment']['label']} ({r['sentiment']['score']:.2f})")
+    def table_headers(self) -> list[str]:
+        return table_headers(self.labels)
 
-    def intent_scores(self, i: int) -> dict[str, float]:
-        return {readable_intent(label): score for label, score in self.records[i]["intent"]["top"]}
-
-    def sentiment_scores(self, i: int) -> dict[str, float]:
-        return dict(self.records[i]["sentiment"]["probs"])
+    def label_scores(self, task: str, i: int) -> dict[str, float]:
+        """The top labels of one task for sentence i, readable, for a label panel."""
+        return {readable_label(label): p for label, p in self.predictions[i][task].top()}
 
     def colour_labels(self, colour_by: str) -> list[str]:
-        if colour_by == "intent":
-            return [readable_intent(r["intent"]["label"]) for r in self.records]
-        if colour_by == "sentiment":
-            return [r["sentiment"]["label"] for r in self.records]
-        raise ValueError(f"colour_by must be 'intent' or 'sentiment', got {colour_by!r}")
+        if colour_by not in self.labels:
+            raise ValueError(f"colour_by must be one of {list(self.labels)}, got {colour_by!r}")
+        return [readable_label(p[colour_by].label) for p in self.predictions]
 
     def embedding_preview(self) -> list[list]:
         """Rows of PREVIEW_HEADERS: sentence, L2 norm, first PREVIEW_DIMS components."""
@@ -139,7 +127,7 @@ class Analysis:
     def write_downloads(self, folder: Path) -> list[Path]:
         """results.csv (the predict CLI's columns), embeddings.npy and embeddings.csv."""
         paths = [folder / "results.csv", folder / "embeddings.npy", folder / "embeddings.csv"]
-        write_csv(to_csv_rows(self.records), paths[0])
+        write_csv(self.predictions, self.labels, paths[0])
         np.save(paths[1], self.embeddings)
         with open(paths[2], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -177,7 +165,7 @@ def map_view(embeddings: np.ndarray, dims: int, builder: ReferenceBuilder | None
     """The reference map when asked for and ready, else a projection fitted on these sentences only."""
     ref = builder.map if builder else None
     if use_reference and ref is not None:
-        projection = Projection(ref.transform(embeddings, dims), ref.method(dims))
+        projection = Projection(ref.transform(embeddings, dims), ref.method())
         note = f"{projection.method}: {ref.description(dims)}"
         return MapView(projection, note, True, ref.coords(dims), ref.hover())
     umap_ready = builder.umap_ready if builder else True
@@ -190,7 +178,7 @@ def map_view(embeddings: np.ndarray, dims: int, builder: ReferenceBuilder | None
 
 
 def map_figure(analysis: Analysis, view: MapView, colour_by: str, dims: int, height: int = 650) -> go.Figure:
-    hover = [analysis.predictions_line(i) for i in range(len(analysis.texts))]
+    hover = [p.summary() for p in analysis.predictions]
     colours = SENTIMENT_COLOURS if colour_by == "sentiment" else None
     return projection_scatter(view.projection.coords, analysis.texts, analysis.colour_labels(colour_by), hover,
                               method=view.projection.method, dims=dims, height=height, colour_map=colours,

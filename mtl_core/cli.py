@@ -1,4 +1,5 @@
-"""Shared plumbing of the file-in / file-out CLIs: arguments, input reading, one-line errors."""
+"""What every `python -m mtl_core.<command>` shares: its parser, reading the input file, and one
+error path (a user error is one line on stderr and exit code 2, never a traceback)."""
 from __future__ import annotations
 
 import argparse
@@ -7,28 +8,32 @@ import sys
 from collections.abc import Callable
 
 from .checkpoint import CheckpointError
+from .data import DataError
 from .encoder import BackboneNotFoundError
-from .inputs import InputError, read_sentences
+from .inputs import InputError
+from .settings import SettingsError
 
-USER_ERRORS = (InputError, CheckpointError, BackboneNotFoundError, OSError)
+USER_ERRORS = (InputError, CheckpointError, BackboneNotFoundError, DataError, SettingsError, OSError)
 
 
-def io_parser(description: str, output_help: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+def command_parser(command: str, description: str) -> argparse.ArgumentParser:
+    """A parser whose --help shows how the command is really run: `python -m mtl_core.<command>`."""
+    return argparse.ArgumentParser(prog=f"python -m mtl_core.{command}", description=description)
+
+
+def add_io_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
     parser.add_argument("--input", required=True, help=".txt (one sentence per line) or .csv with a `text` column")
     parser.add_argument("--output", required=True, help=output_help)
-    return parser
 
 
-def run_cli(parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace, list[str]], str],
-            argv: list[str] | None = None) -> int:
-    """Parse, read the input file, run `work`; user errors become one line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = parser.parse_args(argv)
+def run_command(work: Callable[[], str | None], log_level: int = logging.WARNING) -> int:
+    """Run a command's work; print its closing message, or the user error, on stderr."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        message = work(args, read_sentences(args.input))
+        message = work()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(message, file=sys.stderr)
+    if message:
+        print(message, file=sys.stderr)
     return 0

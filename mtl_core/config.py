@@ -1,10 +1,12 @@
-"""Settings and label lists shared by the model, the checkpoint format and the CLIs."""
+"""Model settings and label lists shared by the model, the checkpoint format and the commands."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-BACKBONE_ENV = "MTL_BACKBONE"
-MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on sequences of at most 256 word pieces
+# all-MiniLM-L6-v2 was fine-tuned on sequences of at most 128 word pieces (its model card); 256 is
+# sentence-transformers' truncation for it, kept here for parity with that library. Its BERT position
+# embeddings go to 512, so 129-256 pieces still work, but quality there is not what training measured.
+MAX_TOKENS = 256
 EMBED_DIM = 384
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -21,6 +23,7 @@ class HeadConfig:
     hidden: int = 0  # 0: a single linear layer; >0: one hidden layer of this width
     dropout: float = 0.1
     temperature: float = 1.0  # set by calibration on dev; logits are divided by it
+    trained: bool = False  # set by training for the heads it trained; an untrained head answers at random
 
     @property
     def num_labels(self) -> int:
@@ -34,6 +37,7 @@ class ModelConfig:
     `task_layers`: how many top transformer layers the heads read from a fine-tuned copy of
     (0: heads read the original, frozen encoder). The embedding used for similarity always comes
     from the original backbone, so fine-tuning never changes what the similarity views show.
+    `scope`: the intent head's out-of-scope detector (scope.ScopeConfig as a dict), None when not fitted.
     """
 
     heads: list[HeadConfig]
@@ -41,8 +45,8 @@ class ModelConfig:
     task_layers: int = 0
     hidden_size: int = EMBED_DIM
     num_backbone_layers: int = 6
-    trained: bool = False
     format_version: int = CHECKPOINT_FORMAT_VERSION
+    scope: dict | None = None
     extra: dict = field(default_factory=dict)  # free-form provenance (training config, metrics path)
 
     def head(self, name: str) -> HeadConfig:
@@ -51,11 +55,25 @@ class ModelConfig:
                 return head
         raise KeyError(f"no head named {name!r}; this model has {[h.name for h in self.heads]}")
 
+    @property
+    def untrained_heads(self) -> list[str]:
+        return [h.name for h in self.heads if not h.trained]
+
+    @property
+    def trained(self) -> bool:
+        """True when every head was trained."""
+        return not self.untrained_heads
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         data = dict(data)
-        data["heads"] = [HeadConfig(**h) for h in data["heads"]]
+        # Checkpoints written before per-head flags had one model-wide `trained`, meaning every head.
+        everything_trained = data.pop("trained", None)
+        heads = [dict(h) for h in data["heads"]]
+        for head in heads:
+            head.setdefault("trained", bool(everything_trained))
+        data["heads"] = [HeadConfig(**h) for h in heads]
         return cls(**data)

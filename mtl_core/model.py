@@ -21,6 +21,7 @@ from torch import nn
 from .config import SENTIMENT_LABELS, HeadConfig, ModelConfig
 from .encoder import SentenceEncoder, l2_normalize, mean_pool, run_layers
 from .heads import HeadInputs, build_head
+from .metrics import scaled_softmax
 
 
 @dataclass
@@ -77,7 +78,7 @@ class MultiTaskModel(nn.Module):
 
     def probabilities(self, task: str, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities from one head's logits: softmax(logits / the head's temperature)."""
-        return torch.softmax(logits.float() / self.config.head(task).temperature, dim=-1)
+        return scaled_softmax(logits, self.config.head(task).temperature)
 
     def shared_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token states entering the first task layer: (B, T) -> (B, T, H). Frozen: cacheable."""

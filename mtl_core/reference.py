@@ -9,9 +9,7 @@ compiling UMAP's numba code; until then callers see `ready == False` and fall ba
 """
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import random
 import threading
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DATA_DIR_ENV
+from .data import read_rows
 from .projection import make_umap, umap_method, warm_up
 
 log = logging.getLogger(__name__)
@@ -53,8 +51,7 @@ class Neighbour:
 
 
 def read_labelled_csv(path: Path) -> list[tuple[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return [(row["text"], row["label"]) for row in csv.DictReader(f) if row["text"].strip()]
+    return [(row["text"], row["label"]) for row in read_rows(path) if row["text"].strip()]
 
 
 def sample_per_label(rows: list[tuple[str, str]], per_label: int, rng: random.Random) -> list[tuple[str, str]]:
@@ -77,16 +74,14 @@ def from_data_dir(data_dir: Path, seed: int = 0) -> ReferenceSet:
 
 def from_csv(path: Path = SHIPPED_REFERENCE) -> ReferenceSet:
     """A CSV with columns text,source,label."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [(r["text"], r["source"], r["label"]) for r in csv.DictReader(f)]
+    rows = [(r["text"], r["source"], r["label"]) for r in read_rows(path)]
     return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                         f"{len(rows)} example sentences shipped with the app ({path.name})")
 
 
 def load_reference_set(data_dir: str | Path | None = None) -> ReferenceSet:
-    """From `data_dir` (or $MTL_DATA_DIR) when given, else the shipped example sentences."""
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
-    return from_data_dir(Path(chosen)) if chosen else from_csv()
+    """From `data_dir` when given, else the shipped example sentences."""
+    return from_data_dir(Path(data_dir)) if data_dir else from_csv()
 
 
 class ReferenceMap:
@@ -112,7 +107,7 @@ class ReferenceMap:
         with self._lock:
             return self.models[dims].transform(embeddings).astype(np.float32)
 
-    def method(self, dims: int) -> str:
+    def method(self) -> str:
         return f"UMAP reference map ({len(self.refset):,} labelled sentences; yours placed with transform)"
 
     def description(self, dims: int) -> str:
@@ -149,10 +144,6 @@ class ReferenceBuilder:
     def start(self) -> "ReferenceBuilder":
         self._thread.start()
         return self
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.map is not None
 
     def _timed(self, step: str, fn: Callable):
         start = time.perf_counter()

@@ -25,7 +25,7 @@ HOVER_WIDTH = 60  # characters per hover line
 HOVER_LIMIT = 400  # characters of a sentence shown in a hover (the table has the rest)
 TICK_WORDS = 4
 TICK_CHARS = 28  # also caps a label whose first "word" is a long unbroken string
-SENTIMENT_COLOURS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
+SENTIMENT_COLOURS = {"Negative": "#d62728", "Neutral": "#7f7f7f", "Positive": "#2ca02c"}  # readable labels
 PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repeats
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"
 

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import csv
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from mtl_core.data import default_data_dir
+from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
 
-DATA_DIR = default_data_dir()  # $MTL_DATA_DIR, else ../shared/data
+DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else ../shared/data
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)
 
@@ -64,7 +65,7 @@ INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", 
 def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory) -> Path:
     """A checkpoint with untrained heads on the tiny backbone."""
     from mtl_core import checkpoint
-    from mtl_core.predict import Predictor
+    from mtl_core.predictor import Predictor
 
     predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
     return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))
@@ -89,3 +90,13 @@ def tiny_data_dir(tmp_path_factory) -> Path:
         for split in splits:
             write_split(root / task / f"{split}.csv", rows)
     return root
+
+
+def rest_call(app_url: str, endpoint: str, body: bytes) -> str:
+    """POST a hand-written JSON body to Gradio's REST route and return the event stream's text."""
+    request = urllib.request.Request(f"{app_url}/gradio_api/call{endpoint}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{app_url}/gradio_api/call{endpoint}/{event_id}", timeout=60) as response:
+        return response.read().decode("utf-8")

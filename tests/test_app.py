@@ -1,12 +1,11 @@
 """The running app driven through gradio_client: every named endpoint, good and bad input."""
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
+
+from conftest import rest_call
 
 pytest_plugins = ["app_server"]
 pytestmark = [pytest.mark.app, pytest.mark.integration]
@@ -114,23 +113,13 @@ def test_bad_options_are_clear_errors(client):
         client.predict("a", "input", 1, api_name="/analyse")
 
 
-def raw_call(app_url: str, endpoint: str, body: bytes) -> str:
-    """POST a hand-written JSON body to Gradio's REST route and return the event stream's text."""
-    request = urllib.request.Request(f"{app_url}/gradio_api/call{endpoint}", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        event_id = json.loads(response.read())["event_id"]
-    with urllib.request.urlopen(f"{app_url}/gradio_api/call{endpoint}/{event_id}", timeout=60) as response:
-        return response.read().decode("utf-8")
-
-
 def test_html_and_odd_characters_come_back_as_plain_text(client, app_url):
     odd = "nul\x00 bell\x07 rtl\u202e emoji \U0001f600 zero\u200bwidth"
     records = client.predict(lines([HTML, odd]), api_name="/predict")
     assert records[0]["text"] == HTML  # stored and returned verbatim, never interpreted
     assert records[1]["text"] == odd
     # A lone surrogate cannot even be encoded by gradio_client; send the JSON escape by hand.
-    stream = raw_call(app_url, "/predict", b'{"data": ["lone \\ud800 surrogate"]}')
+    stream = rest_call(app_url, "/predict", b'{"data": ["lone \\ud800 surrogate"]}')
     assert "event: complete" in stream and "lone ? surrogate" in stream
 
 

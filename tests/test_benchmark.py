@@ -2,7 +2,6 @@
 agrees with torch's own count."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,20 +11,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtl_core.data import default_data_dir
+from benchmarks.run import flops_per_sentence
 from mtl_core.encoder import bundled_backbone_path
+from mtl_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = default_data_dir()
+DATA_DIR = Settings.from_env().training_data_dir
 QUICK_TIMEOUT_S = 600  # ~1.5 min on an idle 2-core machine; generous for a busy CI runner
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_flop_formula_matches_torchs_count(tiny_encoder):
@@ -35,7 +27,7 @@ def test_flop_formula_matches_torchs_count(tiny_encoder):
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         tiny_encoder.hidden_states(ids, torch.ones_like(ids))
     config = tiny_encoder.bert.config
-    expected = load_benchmark().flops_per_sentence(tokens, config.num_hidden_layers, config.hidden_size,
+    expected = flops_per_sentence(tokens, config.num_hidden_layers, config.hidden_size,
                                                    config.intermediate_size)
     assert counter.get_total_flops() == expected
 
@@ -45,7 +37,7 @@ def test_flop_formula_matches_torchs_count(tiny_encoder):
 def test_quick_benchmark_writes_sane_results(tmp_path):
     if bundled_backbone_path() is None or not (DATA_DIR / "intent" / "test.csv").is_file():
         pytest.skip("needs the bundled all-MiniLM-L6-v2 and the data folder")
-    done = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path),
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path),
                            "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
                           timeout=QUICK_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core.predict import CSV_COLUMNS
+from test_predict_cli import DOCUMENTED_COLUMNS
 
 pytest_plugins = ["app_server"]
 pytestmark = [pytest.mark.app, pytest.mark.integration]
@@ -81,9 +81,8 @@ def test_submit_fills_table_and_draws_both_plots(page):
         .filter(t => t.name !== 'reference sentences').reduce((n, t) => n + t.text.length, 0)""")
     assert drawn == len(SENTENCES)
     assert "reference map" in page.locator("#map").inner_text()
-    trained = page.locator("#untrained-banner").count() == 0
-    # The README shows the screenshot; one with random (untrained) predictions stays out of assets/.
-    target = ROOT / "assets" / "screenshot.png" if trained else ROOT / "tests" / "_artifacts" / "screenshot.png"
+    # For looking at after a run; the README's screenshots come from scripts/screenshots.py, never from tests.
+    target = ROOT / "tests" / "_artifacts" / "screenshot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000
@@ -95,7 +94,7 @@ def test_downloads_and_3d_map(page):
         page.locator(f"#downloads [aria-label='{name}']").wait_for()
     href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
     header = page.request.get(href).text().splitlines()[0]
-    assert header.split(",") == CSV_COLUMNS
+    assert header.split(",") == DOCUMENTED_COLUMNS
     page.get_by_label("3-D").check()
     page.locator("#map .gl-container canvas, #map .scene").first.wait_for()
     page.get_by_label("2-D").check()
@@ -114,11 +113,12 @@ def test_html_in_a_sentence_is_shown_as_text(page):
     assert page.locator("#predictions img, #predictions script, #predictions b").count() == 0
 
 
-def test_upload_fills_the_textbox_and_bad_files_get_a_message(page, tmp_path):
+def test_upload_fills_the_textbox_and_analyses_and_bad_files_get_a_message(page, tmp_path):
     good = tmp_path / "reviews.csv"
     good.write_text("text,stars\nGreat app,5\nToo many fees,1\n", encoding="utf-8")
     page.locator("#upload input[type=file]").set_input_files(str(good))
     page.wait_for_function("() => document.querySelector('#sentences textarea').value === 'Great app\\nToo many fees'")
+    page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Analysed 2 sentences')")
     bad = tmp_path / "notes.txt"
     bad.write_bytes(b"\x00\x01binary")
     page.locator("#upload input[type=file]").set_input_files(str(bad))

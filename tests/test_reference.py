@@ -6,8 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mtl_core.analysis import (MAX_SENTENCES, MapView, map_view, readable_intent, sentences_from_file,
-                               sentences_from_text)
+from mtl_core.analysis import MapView, map_view, sentences_from_file, sentences_from_text
+from mtl_core.records import readable_label
+from mtl_core.settings import MAX_SENTENCES
 from mtl_core.inputs import InputError
 from mtl_core.reference import (SHIPPED_REFERENCE, ReferenceBuilder, ReferenceMap, ReferenceSet, from_csv,
                                 load_reference_set)
@@ -42,11 +43,11 @@ def test_nearest_returns_highest_cosine_first():
     assert top[0].cosine == pytest.approx(0.8) and top[0].label == "n"
 
 
-def test_readable_intent_names():
-    assert readable_intent("card_arrival") == "Card arrival"
-    assert readable_intent("atm_support") == "ATM support"
-    assert readable_intent("Refund_not_showing_up") == "Refund not showing up"
-    assert readable_intent("apple_pay_or_google_pay") == "Apple pay or Google pay"
+def test_readable_label_names():
+    assert readable_label("card_arrival") == "Card arrival"
+    assert readable_label("atm_support") == "ATM support"
+    assert readable_label("Refund_not_showing_up") == "Refund not showing up"
+    assert readable_label("apple_pay_or_google_pay") == "Apple pay or Google pay"
 
 
 def test_sentences_from_text_limits_and_cleaning():
@@ -82,9 +83,9 @@ class NotReady(ReferenceBuilder):
 
 
 def test_map_view_falls_back_and_says_why():
-    x = np.eye(4, 6)
-    view = map_view(x, 2, NotReady(umap_ready=True), use_reference=True)
+    x = np.eye(12, 16)  # 12 distinct points: enough for UMAP, so PCA below is chosen only because UMAP is not ready
+    view = map_view(x, 2, NotReady(umap_ready=False), use_reference=True)
     assert isinstance(view, MapView) and not view.final
-    assert view.projection.method.startswith("PCA") and "not ready" in view.note and "embedding 10" in view.note
-    own = map_view(x, 3, None, use_reference=False)
+    assert "warming up" in view.projection.method and "not ready" in view.note and "embedding 10" in view.note
+    own = map_view(x[:4], 3, None, use_reference=False)
     assert own.final and own.reference_coords is None and own.projection.coords.shape == (4, 3)

@@ -2,7 +2,6 @@
 that disconnects mid-request, a view that crashes, paths outside the upload area, startup faults."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,19 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import rest_call
+from benchmarks import catalogue
+
 pytest_plugins = ["app_server"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_catalogue():
-    spec = importlib.util.spec_from_file_location("catalogue", ROOT / "benchmarks" / "catalogue.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-catalogue = load_catalogue()
 CASE_IDS = [c.name for c in catalogue.CASES]
 
 
@@ -68,13 +61,8 @@ def test_client_disconnect_mid_request_leaves_the_server_healthy(app_url, client
 @pytest.mark.integration
 def test_paths_outside_the_upload_area_are_never_read(app_url):
     body = json.dumps({"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]}).encode()
-    request = urllib.request.Request(f"{app_url}/gradio_api/call/load_file", data=body,
-                                     headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            event_id = json.loads(response.read())["event_id"]
-        with urllib.request.urlopen(f"{app_url}/gradio_api/call/load_file/{event_id}", timeout=60) as response:
-            stream = response.read().decode("utf-8")
+        stream = rest_call(app_url, "/load_file", body)
     except urllib.error.HTTPError as err:  # refused before it reaches our code
         stream = err.read().decode("utf-8", "replace")
     assert "root:" not in stream
@@ -82,15 +70,14 @@ def test_paths_outside_the_upload_area_are_never_read(app_url):
 
 
 def test_a_crashing_view_still_returns_the_others(tiny_checkpoint, monkeypatch):
-    import ui
-    from mtl_core.predict import Predictor
+    from mtl_core import service
+    from mtl_core.predictor import Predictor
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("simulated projection bug")
 
-    monkeypatch.setattr(ui, "map_view", broken)
-    handlers = ui.Handlers(Predictor.load(tiny_checkpoint), builder=None)
-    out = handlers.api_analyse("my card is lost\ngreat app\nwhere is my money")
+    monkeypatch.setattr(service, "map_view", broken)
+    out = service.Service(Predictor.load(tiny_checkpoint)).analyse("my card is lost\ngreat app\nwhere is my money")
     assert len(out["predictions"]) == 3 and len(out["similarity"]["matrix"]) == 3
     assert "could not be computed" in out["projection"]["error"]
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,11 +7,12 @@ import torch
 
 from mtl_core import checkpoint
 from mtl_core.encoder import SentenceEncoder
-from mtl_core.evaluate import expected_calibration_error, fit_temperature, task_metrics
+from mtl_core.metrics import expected_calibration_error, fit_temperature, task_metrics
 from mtl_core.features import compute_features, logits_from_features
 from mtl_core.model import MultiTaskModel
-from mtl_core.train import (TaskLossWeighting, TrainConfig, class_weights, load_data, resolve_config,
-                            parser, task_probabilities, train)
+from mtl_core.settings import SettingsError
+from mtl_core.train import parser, resolve_config
+from mtl_core.training import TaskLossWeighting, TrainConfig, class_weights, load_data, task_probabilities, train
 
 TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
 
@@ -51,7 +53,7 @@ def test_training_lowers_loss_keeps_frozen_weights_and_round_trips(tmp_path, tin
         assert torch.equal(value, before[key]), key
     for key, value in trained.heads["sentiment"].state_dict().items():  # the frozen head too
         assert torch.equal(value, fresh.heads["sentiment"].state_dict()[key]), key
-    assert trained.config.trained
+    assert trained.config.untrained_heads == ["sentiment"]  # frozen at its random start: never trained
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["best_epoch"] >= 1 and set(saved["dev"]) == {"intent", "sentiment"}
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["task_layers"] == 1
@@ -63,6 +65,26 @@ def test_frozen_backbone_training_with_uncertainty_weighting(tmp_path, tiny_data
     assert set(metrics["uncertainty_log_vars"]) == {"intent", "sentiment"}
     assert metrics["task_probabilities"] == {"intent": 0.5, "sentiment": 0.5}
     assert metrics["calibration"]["intent"]["temperature"] > 0
+
+
+def test_a_run_on_some_tasks_marks_only_those_heads_trained(tmp_path, tiny_data_dir, tiny_backbone_dir):
+    import app
+
+    cfg, *_ = run_training(tmp_path, tiny_data_dir, tiny_backbone_dir, task_layers=0, tasks=["intent"])
+    config = checkpoint.read_config(cfg.output)
+    assert config.head("intent").trained and not config.head("sentiment").trained and not config.trained
+    settings = app.Settings(checkpoint=Path(cfg.output), backbone=str(tiny_backbone_dir))
+    _, banner = app.load_predictor(settings, checkpoint_given=True)
+    assert banner is not None and "sentiment" in banner and "intent" not in banner
+
+
+def test_old_checkpoints_without_per_head_flags_still_load_as_trained():
+    from mtl_core.config import ModelConfig
+
+    old = {"heads": [{"name": "intent", "labels": ["a", "b"]}, {"name": "sentiment", "labels": ["n", "p"]}],
+           "trained": True}
+    assert ModelConfig.from_dict(old).trained
+    assert ModelConfig.from_dict({**old, "trained": False}).untrained_heads == ["intent", "sentiment"]
 
 
 def test_task_probabilities():
@@ -114,12 +136,27 @@ def test_config_file_and_flags(tmp_path):
     cfg = resolve_config(parser().parse_args(["--config", str(path), "--epochs", "5", "--train-size", "sentiment=500"]))
     assert (cfg.task_layers, cfg.epochs, cfg.loss_weights, cfg.train_size) == (0, 5, {"sentiment": 2}, {"sentiment": 500})
     path.write_text(json.dumps({"epochz": 3}))
-    with pytest.raises(SystemExit, match="unknown fields"):
+    with pytest.raises(SettingsError, match="unknown fields"):
         resolve_config(parser().parse_args(["--config", str(path)]))
 
 
+def test_every_config_field_is_a_flag_with_its_help():
+    from dataclasses import fields
+
+    flags = {option: a for a in parser()._actions for option in a.option_strings}
+    for f in fields(TrainConfig):
+        flag = flags.get("--" + f.name.replace("_", "-"))
+        assert flag is not None and flag.dest == f.name and flag.help.startswith(f.metadata["help"]), f.name
+    assert parser().prog == "python -m mtl_core.train"
+    args = parser().parse_args(["--no-calibrate", "--uncertainty-weighting", "--freeze", "task_layers,intent",
+                                "--sampling", "uniform", "--no-cache"])
+    cfg = resolve_config(args)
+    assert (cfg.calibrate, cfg.uncertainty_weighting, cfg.freeze, cfg.sampling, cfg.cache_dir) == (
+        False, True, ["task_layers", "intent"], "uniform", None)
+
+
 def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
-    from mtl_core.train import BatchSampler
+    from mtl_core.training import BatchSampler
 
     lengths = np.random.default_rng(0).integers(5, 60, size=103)
     sampler = BatchSampler(103, 8, np.random.default_rng(1), lengths, window=4)
@@ -130,7 +167,7 @@ def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
 
 
 def test_uncalibrated_inverts_temperature_scaling():
-    from mtl_core.evaluate import uncalibrated
+    from mtl_core.metrics import uncalibrated
 
     logits = torch.randn(20, 5) * 3
     scaled = torch.softmax(logits / 2.5, dim=1).numpy()

@@ -152,13 +152,13 @@ def test_project_rejects_bad_shapes():
 
 def test_scatter_has_a_trace_per_label_with_escaped_hover():
     coords = np.arange(8, dtype=float).reshape(4, 2)
-    fig = projection_scatter(coords, ["a", HTML, "c", "d"], ["positive", "negative", "positive", "neutral"],
+    fig = projection_scatter(coords, ["a", HTML, "c", "d"], ["Positive", "Negative", "Positive", "Neutral"],
                              ["intent: x", "intent: <y>", "z", "w"], method="PCA (test)", height=345,
                              colour_map=SENTIMENT_COLOURS)
     data = fig.to_dict()["data"]
-    assert [t["name"] for t in data] == ["positive", "negative", "neutral"]  # most frequent first
+    assert [t["name"] for t in data] == ["Positive", "Negative", "Neutral"]  # most frequent first
     assert all(t["type"] == "scatter" for t in data)
-    assert data[0]["marker"]["color"] == SENTIMENT_COLOURS["positive"]
+    assert data[0]["marker"]["color"] == SENTIMENT_COLOURS["Positive"]
     hover = data[1]["text"][0]
     assert "&lt;img" in hover and "<img" not in hover and "intent: &lt;y&gt;" in hover
     assert fig.layout.height == 345 and "PCA (test)" in fig.layout.title.text

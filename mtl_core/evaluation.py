@@ -1,0 +1,75 @@
+"""Evaluating a checkpoint on a data folder's dev or test split (the command is mtl_core/evaluate.py).
+
+Writes <checkpoint>/eval_<split>/: metrics.json, per-class reports, confusion-matrix PNGs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import classification_report
+
+from .data import load_task
+from .features import cached_features, store_logits
+from .metrics import expected_calibration_error, task_metrics, uncalibrated
+from .predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+def save_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], title: str,
+                          path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = 6 if len(labels) <= 5 else 22
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=range(len(labels)), display_labels=labels,
+                                            ax=ax, colorbar=False, xticks_rotation="vertical",
+                                            include_values=len(labels) <= 5)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def class_probabilities(predictor: Predictor, texts: list[str], task: str, cache_dir: str | None) -> np.ndarray:
+    """Calibrated class probabilities (N, C); with cache_dir, the frozen part's outputs come from the
+    training feature cache (same numbers, computed once per split for a whole sweep of runs)."""
+    if cache_dir is None:
+        return predictor.run(texts, batch_size=64, show_progress=True).probs[task]
+    model = predictor.model
+    logits = store_logits(model, cached_features(model, texts, cache_dir, f"{task} features"), task)
+    return model.probabilities(task, logits).numpy()
+
+
+def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split: str = "test",
+                        cache_dir: str | None = None, precision: str = "fp32") -> dict:
+    """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache."""
+    predictor = Predictor.load(checkpoint_dir, precision=precision)
+    out_dir = Path(checkpoint_dir) / f"eval_{split}"
+    out_dir.mkdir(exist_ok=True)
+    report: dict = {"checkpoint": str(checkpoint_dir), "split": split, "tasks": {}}
+    for task in predictor.model.task_names:
+        data = load_task(data_dir, task)
+        part = getattr(data, split)
+        probs = class_probabilities(predictor, part.texts, task, cache_dir)
+        y_pred = probs.argmax(axis=1)
+        metrics = task_metrics(part.labels, y_pred)
+        metrics["ece"] = expected_calibration_error(probs, part.labels)
+        temperature = predictor.model.config.head(task).temperature
+        metrics["ece_uncalibrated"] = expected_calibration_error(uncalibrated(probs, temperature), part.labels)
+        metrics["temperature"] = temperature
+        metrics["n"] = len(part)
+        report["tasks"][task] = metrics
+        per_class = classification_report(part.labels, y_pred, labels=range(len(data.label_names)),
+                                          target_names=data.label_names, digits=4, zero_division=0)
+        (out_dir / f"{task}_report.txt").write_text(per_class)
+        save_confusion_matrix(part.labels, y_pred, data.label_names, f"{task} ({split})",
+                              out_dir / f"{task}_confusion.png")
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

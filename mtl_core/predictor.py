@@ -1,0 +1,169 @@
+"""Predictor: sentences in, numpy embeddings, probabilities and typed predictions out.
+
+One encoder pass per batch feeds every head; a per-sentence cache (the app's) lets the same sentence
+skip the model the next time any endpoint sees it.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .encoder import SentenceEncoder, check_sentences
+from .model import MultiTaskModel
+from .records import Prediction, predictions
+from .settings import DEFAULT_CHECKPOINT
+
+PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sentence's results: its embedding (H,), each task's probabilities (C,), whether it was cut."""
+
+    embedding: np.ndarray
+    probs: dict[str, np.ndarray]
+    truncated: bool
+
+
+def sentence_key(text: str) -> bytes:
+    """A short fixed-size key, so a cache of long sentences stays small."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class SentenceCache:
+    """The most recently used sentences' results, shared by all requests of a server: the same
+    sentences sent to /predict, then /similarity and /projection, or analysed again, skip the model.
+    About 2 kB per sentence. Safe to use from several request threads."""
+
+    def __init__(self, max_items: int = 10_000):
+        self.max_items = max_items
+        self._rows: OrderedDict[bytes, Row] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, keys: list[bytes]) -> dict[bytes, Row]:
+        """The rows of the keys (from sentence_key) that are cached."""
+        found = {}
+        with self._lock:
+            for key in keys:
+                if key in self._rows:
+                    self._rows.move_to_end(key)
+                    found[key] = self._rows[key]
+        return found
+
+    def store(self, rows: dict[bytes, Row]) -> None:
+        with self._lock:
+            for key, row in rows.items():
+                self._rows[key] = row
+                self._rows.move_to_end(key)
+            while len(self._rows) > self.max_items:
+                self._rows.popitem(last=False)
+
+
+@dataclass
+class Results:
+    """One encoder pass over N sentences: embeddings (N, H), per-task probabilities (N, C) and
+    truncation flags (N,)."""
+
+    texts: list[str]
+    embeddings: np.ndarray
+    probs: dict[str, np.ndarray]
+    labels: dict[str, list[str]]
+    truncated: np.ndarray
+
+    def row(self, i: int) -> Row:
+        return Row(self.embeddings[i].copy(), {t: p[i].copy() for t, p in self.probs.items()},
+                   bool(self.truncated[i]))
+
+    @classmethod
+    def from_rows(cls, texts: list[str], rows: list[Row], labels: dict[str, list[str]]) -> "Results":
+        """Results of `texts` from one Row each (at least one)."""
+        probs = {t: np.stack([r.probs[t] for r in rows]) for t in labels}
+        return cls(texts, np.stack([r.embedding for r in rows]), probs, labels,
+                   np.array([r.truncated for r in rows], dtype=bool))
+
+
+class Predictor:
+    def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None):
+        self.model = model.eval()
+        self.cache = cache  # the app sets one; batch commands and training read each sentence once
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT, backbone: str | None = None,
+             device: str = "cpu", precision: str = "fp32") -> "Predictor":
+        """Load a trained checkpoint (default: the one shipped in assets/); `backbone` overrides the
+        checkpoint's own reference (None: as stored, which is the bundled copy for ours)."""
+        encoder = SentenceEncoder.load(backbone or checkpoint.read_config(checkpoint_dir).backbone, device, precision)
+        return cls(checkpoint.load(checkpoint_dir, encoder, device))
+
+    @classmethod
+    def untrained(cls, intent_labels: list[str], encoder: SentenceEncoder | None = None) -> "Predictor":
+        """Random heads, flagged untrained; callers must say so when showing output."""
+        encoder = encoder or SentenceEncoder.load()
+        return cls(MultiTaskModel.build(encoder, intent_labels))
+
+    @property
+    def trained(self) -> bool:
+        return self.model.config.trained
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        return self.model.encoder
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        """Each task's labels, in the order of its probabilities."""
+        return {t: self.model.config.head(t).labels for t in self.model.task_names}
+
+    def run(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> Results:
+        """Embeddings and calibrated probabilities for every task, from one encoder pass per batch.
+
+        Each distinct sentence is computed once; with a cache, sentences seen before skip the model.
+        """
+        texts = check_sentences(sentences)
+        keys = [sentence_key(t) for t in texts]
+        known = self.cache.lookup(keys) if self.cache is not None else {}
+        todo = {k: t for k, t in zip(keys, texts) if k not in known}  # distinct new sentences, in order
+        fresh = self._forward(list(todo.values()), batch_size, show_progress)
+        whole = len(todo) == len(texts)  # nothing known, no duplicates (or no sentences): the pass is the answer
+        if whole and self.cache is None:
+            return fresh  # no per-sentence rows needed
+        rows = {k: fresh.row(i) for i, k in enumerate(todo)}
+        if self.cache is not None:
+            self.cache.store(rows)
+        if whole:
+            return fresh
+        rows.update(known)
+        return Results.from_rows(texts, [rows[k] for k in keys], fresh.labels)
+
+    @torch.inference_mode()
+    def _forward(self, texts: list[str], batch_size: int, show_progress: bool) -> Results:
+        n, labels = len(texts), self.labels
+        embeddings = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
+        probs = {t: np.zeros((n, len(names)), dtype=np.float32) for t, names in labels.items()}
+        tokenized = self.encoder.tokenize_ids(texts)
+        batches = self.encoder.batches(tokenized, batch_size)
+        for idx, batch in tqdm(batches, desc="predict", unit="batch", total=tokenized.num_batches(batch_size),
+                               disable=not show_progress):
+            out = self.model(**batch)
+            embeddings[idx] = out.embeddings.float().cpu().numpy()
+            for task, logits in out.logits.items():
+                probs[task][idx] = self.model.probabilities(task, logits).cpu().numpy()
+        return Results(texts, embeddings, probs, labels, np.array(tokenized.truncated, dtype=bool))
+
+    def embed(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        """The general-purpose sentence embeddings (N, H): the same pass as run(), so it shares the cache."""
+        return self.run(sentences, batch_size, show_progress).embeddings
+
+    def predict(self, sentences: list[str], show_progress: bool = False) -> list[Prediction]:
+        return predictions(self.run(sentences, show_progress=show_progress))

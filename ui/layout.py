@@ -1,0 +1,138 @@
+"""The page: build_demo(service) -> gr.Blocks, made of one small function per panel.
+
+Each panel function creates its components and returns them; `Components` collects them so the event
+handlers (ui/events.py) can address every output by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from mtl_core.analysis import NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS
+from mtl_core.records import table_headers
+from mtl_core.service import Service
+
+from . import texts
+from .events import Events, register_api
+
+SESSION_TTL_S = 3600  # an idle session's analysis (up to ~3 MB of embeddings) is dropped after this
+CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete Gradio's cached uploads/downloads older than 1 h
+QUEUE_MAX = 32  # beyond this many waiting requests, new ones are refused at once instead of timing out
+
+
+@dataclass
+class Components:
+    text: gr.Textbox
+    run: gr.Button
+    clear: gr.Button
+    upload: gr.File
+    examples: gr.Examples
+    status: gr.Markdown
+    session: gr.State
+    table: gr.Dataframe
+    chooser: gr.Dropdown
+    task_labels: dict[str, gr.Label]
+    neighbours: gr.Dataframe
+    neighbours_note: gr.Markdown
+    order: gr.Radio
+    heatmap: gr.Plot
+    colour_by: gr.Radio
+    dims: gr.Radio
+    use_reference: gr.Checkbox
+    map_plot: gr.Plot
+    map_note: gr.Markdown
+    embeddings: gr.Dataframe
+    files: gr.File
+
+
+def input_panel() -> dict:
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Sentences (one per line)", lines=6, max_lines=14,
+                              placeholder="Type or paste sentences, one per line", elem_id="sentences")
+            with gr.Row():
+                run = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                clear = gr.Button("Clear", elem_id="clear")
+        with gr.Column(scale=2):
+            upload = gr.File(label="…or upload a .txt / .csv", file_types=[".txt", ".csv"], type="filepath",
+                             elem_id="upload")
+            gr.Markdown(texts.LIMITS)
+    examples = gr.Examples([[e] for e in texts.EXAMPLES], inputs=[text], label="Examples (click one to analyse it)")
+    return {"text": text, "run": run, "clear": clear, "upload": upload, "examples": examples}
+
+
+def predictions_panel(labels: dict[str, list[str]]) -> dict:
+    status = gr.Markdown(elem_id="status")
+    session = gr.State(None, time_to_live=SESSION_TTL_S)
+    headers = table_headers(labels)
+    table = gr.Dataframe(headers=headers, datatype=["number", "str"] + ["str", "number"] * len(labels),
+                         interactive=False, wrap=True, max_height=420, label="Predictions (select a row)",
+                         elem_id="predictions")
+    return {"status": status, "session": session, "table": table}
+
+
+def details_panel(labels: dict[str, list[str]]) -> dict:
+    with gr.Row():
+        with gr.Column(scale=2):
+            chooser = gr.Dropdown(choices=[], label="Selected sentence", interactive=True, elem_id="chooser")
+            task_labels = {task: gr.Label(num_top_classes=min(5, len(names)), label=texts.task_title(task))
+                           for task, names in labels.items()}
+        with gr.Column(scale=3):
+            note = gr.Markdown("Nearest reference sentences", elem_id="neighbours-note")
+            neighbours = gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str", "str"],
+                                      interactive=False, wrap=True, show_label=False)
+    return {"chooser": chooser, "task_labels": task_labels, "neighbours": neighbours, "neighbours_note": note}
+
+
+def views_panel(tasks: list[str]) -> dict:
+    with gr.Row():
+        with gr.Column():
+            order = gr.Radio([("input order", "input"), ("clustered", "cluster")], value="input",
+                             label="Heatmap row order")
+            heatmap = gr.Plot(label="Cosine similarity", elem_id="heatmap")
+        with gr.Column():
+            with gr.Row():
+                colour_by = gr.Radio(tasks, value=tasks[0], label="Colour by")
+                dims = gr.Radio([("2-D", 2), ("3-D", 3)], value=2, label="Dimensions")
+                use_reference = gr.Checkbox(value=True, label="Place on the reference map")
+            map_plot = gr.Plot(label="Map", elem_id="map")
+            map_note = gr.Markdown()
+    return {"order": order, "heatmap": heatmap, "colour_by": colour_by, "dims": dims,
+            "use_reference": use_reference, "map_plot": map_plot, "map_note": map_note}
+
+
+def downloads_panel() -> dict:
+    with gr.Accordion("Embeddings and downloads", open=False):
+        gr.Markdown(texts.PREVIEW_NOTE.format(dims=PREVIEW_DIMS))
+        embeddings = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, max_height=300, show_label=False)
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+    return {"embeddings": embeddings, "files": files}
+
+
+def about_tab() -> None:
+    with gr.Tab("About"):
+        gr.Markdown(texts.ABOUT)
+        gr.Markdown(texts.experiments_markdown(), elem_id="experiments")
+        figures = sorted(texts.FIGURES.glob("*.png"))
+        if figures:
+            gr.Gallery([str(f) for f in figures], columns=2, height="auto", label="Experiment figures",
+                       show_label=True)
+
+
+def build_demo(service: Service, *, banner: str | None = None) -> gr.Blocks:
+    """The app, with its queue configured; call .launch() on the result."""
+    labels = service.predictor.labels
+    with gr.Blocks(title="Multi-task sentence transformer", delete_cache=CACHE_CLEANUP) as demo:
+        gr.Markdown(texts.TITLE)
+        if banner:
+            gr.Markdown(f"> ⚠️ **{banner}**", elem_id="untrained-banner")
+        with gr.Tab("Analyse"):
+            parts = {**input_panel(), **predictions_panel(labels), **details_panel(labels),
+                     **views_panel(list(labels)), **downloads_panel()}
+        about_tab()
+        components = Components(**parts)
+        Events(service, components).wire()
+        register_api(service)
+    demo.queue(default_concurrency_limit=service.settings.concurrency, max_size=QUEUE_MAX)
+    return demo

@@ -1,0 +1,65 @@
+"""Every static text of the app in one place: examples, limits, the About tab."""
+from __future__ import annotations
+
+import re
+
+from mtl_core.analysis import HEATMAP_MAX
+from mtl_core.config import MAX_TOKENS
+from mtl_core.settings import MAX_SENTENCES, ROOT
+
+MAX_FILE_SIZE = "2mb"  # passed to launch(); ~2,000 sentences of 1 kB each
+FIGURES = ROOT / "docs" / "figures"  # experiment plots; app.py passes this folder to launch(allowed_paths=...)
+
+TITLE = ("## Multi-task sentence transformer\nIntent (Banking77) and sentiment from one shared all-MiniLM-L6-v2 "
+         "pass, with similarity and map views of the embeddings.")
+UNTRAINED_BANNER = ("UNTRAINED heads ({heads}): no trained weights for them were found, so their predictions below "
+                    "are random. Embeddings, similarity and maps are real.")
+TASK_TITLES = {"intent": "Task A: top-5 intents", "sentiment": "Task B: sentiment"}
+EXAMPLES = [
+    "I love the new update, transfers are instant!\nThe app keeps crashing when I open my statement.\n"
+    "It's okay, nothing special.",
+    "My card still hasn't arrived after two weeks.\nWhy was I charged a fee for taking out cash?\n"
+    "How do I change my PIN?\nI think someone stole my card, please block it.",
+    "Thanks, the refund finally showed up!\nThe exchange rate you gave me was terrible.\n"
+    "Can I add my card to Apple Pay?\nTransfer failed again, this is so frustrating.\n"
+    "Great support, they fixed my blocked PIN in minutes.",
+]
+LIMITS = (f"One sentence per line, at most **{MAX_SENTENCES:,} sentences** per request. Uploads: .txt "
+          f"(one sentence per line) or .csv (a `text` column), at most {MAX_FILE_SIZE.upper()}. Sentences "
+          f"longer than {MAX_TOKENS} word pieces are truncated (you are told which).")
+PREVIEW_NOTE = ("The first {dims} of 384 dimensions and the vector's L2 norm (1: unit length). The files hold "
+                "everything: results.csv has the predict command's columns.")
+ABOUT = f"""
+### What this is
+One shared sentence encoder (all-MiniLM-L6-v2, mean-pooled, unit-length 384-dimensional embeddings)
+feeds two task heads in a single pass: **Task A**, the customer-support intent (77 Banking77 intents),
+and **Task B**, the sentiment (negative / neutral / positive).
+
+### Reading the views
+- **Predictions**: each head's most likely label and its probability; select a row for the top-5
+  intents, the three sentiment probabilities and the nearest labelled reference sentences (cosine).
+- **Similarity heatmap**: cosine similarity of every pair, on a fixed colour range from -1 to 1;
+  "cluster" orders rows by average-linkage clustering so groups show as blocks. Up to {HEATMAP_MAX}
+  sentences are drawn (the `/similarity` API returns the full matrix).
+- **Map**: UMAP (cosine) of the embeddings, or PCA when there are too few sentences for UMAP; the
+  method used is written on the figure. The reference map places your sentences with `transform` on a
+  UMAP fitted once on labelled example sentences, so even a few sentences land among meaningful
+  neighbours.
+
+Training, evaluation and the measured results are described in the project's README.
+"""
+
+
+def experiments_markdown() -> str:
+    """The README's Discussion (the measured answers to the design questions), for the About tab."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    _, found, rest = readme.partition("\n## Discussion\n")
+    body = rest.split("\n## ", 1)[0].strip() if found else "(see docs/experiments.md in the repository)"
+    body = re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]*\)", r"\1", body)  # repository-relative links lead nowhere here
+    return ("### Experiments: what to freeze, multi-task or not, little data\n" + body +
+            "\n\nThe full write-up with every table and the commands behind it is `docs/experiments.md` in "
+            "the repository.")
+
+
+def task_title(task: str) -> str:
+    return TASK_TITLES.get(task, f"{task}: top labels")
