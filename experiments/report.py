@@ -1,6 +1,6 @@
 """Tables and figures of docs/experiments.md from experiments/results/*.json.
 
-    python experiments/report.py
+    python -m experiments.report
 
 Rewrites every block between `<!-- table:NAME -->` and `<!-- /table -->` in docs/experiments.md with the
 table of that sweep, and writes one plotly figure per question to docs/figures/*.png (needs kaleido,

@@ -2,13 +2,8 @@
 from .config import HeadConfig, ModelConfig
 from .encoder import SentenceEncoder
 from .model import MultiTaskModel, MultiTaskOutput
+from .predictor import Predictor
+from .records import Prediction
 
-__all__ = ["HeadConfig", "ModelConfig", "MultiTaskModel", "MultiTaskOutput", "Predictor", "SentenceEncoder"]
-
-
-def __getattr__(name: str):
-    # Imported lazily so `python -m mtl_core.predict` does not import its own module twice.
-    if name == "Predictor":
-        from .predict import Predictor
-        return Predictor
-    raise AttributeError(f"module 'mtl_core' has no attribute {name!r}")
+__all__ = ["HeadConfig", "ModelConfig", "MultiTaskModel", "MultiTaskOutput", "Prediction", "Predictor",
+           "SentenceEncoder"]

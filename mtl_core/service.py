@@ -20,15 +20,15 @@ from .inputs import InputError
 from .predictor import Predictor
 from .reference import ReferenceBuilder
 from .settings import Settings
-from .viz import cluster_order, cosine_similarity
+from .viz import ROW_ORDERS, cosine_similarity, row_order
 
 log = logging.getLogger(__name__)
-ORDERS = ("input", "cluster")
 DOWNLOAD_MAX_AGE_S = 600  # Gradio copies returned files into its own cache at once; ours can go soon
 
 
 def check_order(order: str) -> None:
-    if order not in ORDERS:
+    """Checked before the model runs, so a bad option costs nothing; viz.row_order applies it."""
+    if order not in ROW_ORDERS:
         raise InputError(f"order must be 'input' or 'cluster', got {order!r}")
 
 
@@ -49,7 +49,7 @@ def guarded(view: str, build: Callable, *args) -> tuple:
 
 def similarity_payload(texts: list[str], embeddings: np.ndarray, order: str) -> dict:
     similarity = cosine_similarity(embeddings)
-    idx = [int(i) for i in (cluster_order(similarity) if order == "cluster" else range(len(texts)))]
+    idx = [int(i) for i in row_order(similarity, order)]
     return {"texts": [texts[i] for i in idx], "order": idx,
             "matrix": similarity[idx][:, idx].astype(float).round(4).tolist()}
 

@@ -182,24 +182,93 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: float)
         optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
 
 
-def train_epoch(model, stores, data, samplers, probs, losses, weighting, optimizer, scheduler,
-                steps: int, rng: random.Random, desc: str) -> float:
-    model.train()
-    tasks, weights = list(probs), list(probs.values())
-    running, bar = 0.0, tqdm(range(steps), desc=desc, unit="step", leave=False)
+@dataclass
+class TrainingRun:
+    """What one training run works with, built once by `prepare`."""
+
+    cfg: TrainConfig
+    model: MultiTaskModel
+    data: dict[str, TaskData]
+    train_stores: dict[str, FeatureStore]
+    dev_stores: dict[str, FeatureStore]
+    samplers: dict[str, "BatchSampler"]
+    probs: dict[str, float]  # task sampling probabilities
+    losses: dict[str, nn.Module]
+    weighting: TaskLossWeighting
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    steps: int  # per epoch
+    rng: random.Random
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.cfg.tasks
+
+
+def prepare(cfg: TrainConfig, encoder: SentenceEncoder) -> TrainingRun:
+    """Data, model, cached frozen features, samplers, losses and optimiser of a run."""
+    data = load_data(cfg)
+    model = build_model(cfg, data, encoder)
+    for part in cfg.freeze:
+        model.freeze(part)
+    tasks = cfg.tasks
+    train_stores = {t: cached_features(model, data[t].train.texts, cfg.cache_dir, f"{t} train features") for t in tasks}
+    dev_stores = {t: cached_features(model, data[t].dev.texts, cfg.cache_dir, f"{t} dev features") for t in tasks}
+    sizes = {t: len(data[t].train) * cfg.oversample.get(t, 1.0) for t in tasks}
+    steps = math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
+    np_rng = np.random.default_rng(cfg.seed)
+    samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
+                for t in tasks}
+    losses = {t: nn.CrossEntropyLoss(weight=class_weights(data[t].train.labels, len(data[t].label_names))
+                                     if t in cfg.class_weighting else None) for t in tasks}
+    weighting = TaskLossWeighting(tasks, cfg.loss_weights, cfg.uncertainty_weighting)
+    optimizer = make_optimizer(model, weighting, cfg)
+    return TrainingRun(cfg, model, data, train_stores, dev_stores, samplers,
+                       task_probabilities(sizes, cfg.sampling, cfg.sampling_temperature), losses, weighting,
+                       optimizer, linear_schedule(optimizer, steps * cfg.epochs, cfg.warmup), steps,
+                       random.Random(cfg.seed))
+
+
+def train_epoch(run: TrainingRun, desc: str) -> float:
+    """One epoch of `run.steps` steps, each on one task's batch drawn by the task probabilities."""
+    model = run.model.train()
+    tasks, weights = list(run.probs), list(run.probs.values())
+    running, bar = 0.0, tqdm(range(run.steps), desc=desc, unit="step", leave=False)
     for step in bar:
-        task = rng.choices(tasks, weights)[0]
-        idx = samplers[task].next()
-        logits = logits_from_features(model, stores[task], idx, [task])[task]
-        target = torch.as_tensor(data[task].train.labels[idx])
-        loss = weighting(task, losses[task](logits, target))
-        optimizer.zero_grad(set_to_none=True)
+        task = run.rng.choices(tasks, weights)[0]
+        idx = run.samplers[task].next()
+        logits = logits_from_features(model, run.train_stores[task], idx, [task])[task]
+        target = torch.as_tensor(run.data[task].train.labels[idx])
+        loss = run.weighting(task, run.losses[task](logits, target))
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        scheduler.step()
+        run.optimizer.step()
+        run.scheduler.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         bar.set_postfix(loss=f"{running:.3f}", task=task)
     return running
+
+
+def fit(run: TrainingRun) -> list[dict]:
+    """Epochs until cfg.epochs or cfg.patience epochs without a better dev score; the model ends with
+    the weights of its best epoch. Returns the per-epoch history."""
+    cfg, history, best, best_state, waited = run.cfg, [], -1.0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
+        loss = train_epoch(run, f"epoch {epoch}/{cfg.epochs}")
+        metrics = dev_metrics(run.model, run.dev_stores, run.data, run.tasks)
+        score = selection_score(metrics)
+        history.append({"epoch": epoch, "train_loss": loss, "dev": metrics, "dev_score": score})
+        log.info("epoch %d: loss %.4f, dev %s, score %.4f", epoch, loss,
+                 {t: round(m[PRIMARY_METRIC[t]], 4) for t, m in metrics.items()}, score)
+        if score > best:
+            best, best_state, waited = score, copy.deepcopy(checkpoint.trained_state(run.model)), 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                log.info("early stop: no dev improvement for %d epochs", waited)
+                break
+    run.model.load_state_dict(best_state, strict=False)
+    return history
 
 
 def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict[str, TaskData],
@@ -212,64 +281,28 @@ def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict
 
 
 def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
+    """Train, calibrate and save a checkpoint to cfg.output with train_config.json and metrics.json."""
     torch.manual_seed(cfg.seed)
-    np_rng, py_rng = np.random.default_rng(cfg.seed), random.Random(cfg.seed)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     started = time.perf_counter()
-
-    data = load_data(cfg)
-    encoder = encoder or SentenceEncoder.load(cfg.backbone)
-    model = build_model(cfg, data, encoder)
-    for part in cfg.freeze:
-        model.freeze(part)
-    tasks = cfg.tasks
-    train_stores = {t: cached_features(model, data[t].train.texts, cfg.cache_dir, f"{t} train features") for t in tasks}
-    dev_stores = {t: cached_features(model, data[t].dev.texts, cfg.cache_dir, f"{t} dev features") for t in tasks}
+    run = prepare(cfg, encoder or SentenceEncoder.load(cfg.backbone))
     feature_seconds = time.perf_counter() - started
-
-    sizes = {t: len(data[t].train) * cfg.oversample.get(t, 1.0) for t in tasks}
-    probs = task_probabilities(sizes, cfg.sampling, cfg.sampling_temperature)
-    steps = math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
-    samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
-                for t in tasks}
-    losses = {t: nn.CrossEntropyLoss(weight=class_weights(data[t].train.labels, len(data[t].label_names))
-                                     if t in cfg.class_weighting else None) for t in tasks}
-    weighting = TaskLossWeighting(tasks, cfg.loss_weights, cfg.uncertainty_weighting)
-    optimizer = make_optimizer(model, weighting, cfg)
-    scheduler = linear_schedule(optimizer, steps * cfg.epochs, cfg.warmup)
-
-    history, best, best_state, waited = [], -1.0, None, 0
-    for epoch in range(1, cfg.epochs + 1):
-        loss = train_epoch(model, train_stores, data, samplers, probs, losses, weighting, optimizer,
-                           scheduler, steps, py_rng, f"epoch {epoch}/{cfg.epochs}")
-        metrics = dev_metrics(model, dev_stores, data, tasks)
-        score = selection_score(metrics)
-        history.append({"epoch": epoch, "train_loss": loss, "dev": metrics, "dev_score": score})
-        log.info("epoch %d: loss %.4f, dev %s, score %.4f", epoch, loss,
-                 {t: round(m[PRIMARY_METRIC[t]], 4) for t, m in metrics.items()}, score)
-        if score > best:
-            best, best_state, waited = score, copy.deepcopy(checkpoint.trained_state(model)), 0
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                log.info("early stop: no dev improvement for %d epochs", waited)
-                break
-    model.load_state_dict(best_state, strict=False)
+    history = fit(run)
     best_epoch = max(history, key=lambda h: h["dev_score"])
-    calibration = calibrate(model, dev_stores, data, tasks) if cfg.calibrate else {}
+    model, tasks = run.model, run.tasks
+    calibration = calibrate(model, run.dev_stores, run.data, tasks) if cfg.calibrate else {}
     for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
         model.config.head(task).trained = True
     model.config.extra = {"trained_tasks": tasks, "train_config": asdict(cfg)}
     checkpoint.save(model, out)
-
-    metrics = {"best_epoch": best_epoch["epoch"], "dev": best_epoch["dev"], "dev_score": best,
+    metrics = {"best_epoch": best_epoch["epoch"], "dev": best_epoch["dev"], "dev_score": best_epoch["dev_score"],
                "history": history, "calibration": calibration,
-               "task_probabilities": probs, "train_rows": {t: len(data[t].train) for t in tasks},
+               "task_probabilities": run.probs, "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-               "uncertainty_log_vars": ({t: v.item() for t, v in weighting.log_vars.items()}
-                                        if weighting.learned else None),
+               "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}
+                                        if run.weighting.learned else None),
                "wall_seconds": {"features": feature_seconds, "total": time.perf_counter() - started},
                "torch_threads": torch.get_num_threads()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

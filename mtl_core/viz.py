@@ -65,6 +65,16 @@ def cluster_order(similarity: np.ndarray) -> np.ndarray:
     return leaves_list(tree)
 
 
+ROW_ORDERS = ("input", "cluster")
+
+
+def row_order(similarity: np.ndarray, order: str) -> np.ndarray:
+    """Row indices for `order`: "input" (table order) or "cluster" (average-linkage leaf order)."""
+    if order not in ROW_ORDERS:
+        raise ValueError(f"order must be 'input' or 'cluster', got {order!r}")
+    return cluster_order(similarity) if order == "cluster" else np.arange(similarity.shape[0])
+
+
 def similarity_heatmap(embeddings: np.ndarray, texts: Sequence[str], *, order: str = "input",
                        height: int = 600, title: str | None = None) -> go.Figure:
     """Cosine-similarity heatmap of N sentences on a fixed [-1, 1] colour scale.
@@ -72,12 +82,10 @@ def similarity_heatmap(embeddings: np.ndarray, texts: Sequence[str], *, order: s
     Takes embeddings, not a precomputed matrix: an (N, N) matrix and (N, H) embeddings are
     indistinguishable when N == H. `order`: "input" (table order) or "cluster" (groups as blocks).
     """
-    if order not in ("input", "cluster"):
-        raise ValueError(f"order must be 'input' or 'cluster', got {order!r}")
     if embeddings.shape[0] != len(texts) or not texts:
         raise ValueError(f"need one embedding per sentence (got {embeddings.shape[0]} and {len(texts)})")
     similarity = cosine_similarity(embeddings)
-    idx = cluster_order(similarity) if order == "cluster" else np.arange(len(texts))
+    idx = row_order(similarity, order)
     # Unique category names carry the full (escaped) sentence for the hover; ticks show short labels.
     names = [f"{i + 1}: {hover_text(texts[i])}" for i in idx]
     ticks = [tick_label(i, texts[i]) for i in idx]

@@ -111,3 +111,22 @@ def test_predict_cli_bad_checkpoint_is_one_line(tmp_path):
     src.write_text("hello\n")
     result = run_cli("predict", "--input", src, "--output", tmp_path / "o.csv", "--checkpoint", tmp_path / "none")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("module, args, match", [
+    ("evaluate", ["--checkpoint", "{tmp}/none"], "does not exist"),
+    ("evaluate", ["--checkpoint", "{ckpt}", "--data-dir", "{tmp}/no_data"], "labels.json not found"),
+    ("train", ["--data-dir", "{tmp}/no_data", "--output", "{tmp}/run", "--backbone", "{backbone}"], "labels.json not found"),
+    ("train", ["--config", "{tmp}/missing.json"], "missing.json"),
+])
+def test_every_command_shares_the_one_line_error_path(tiny_checkpoint, tiny_backbone_dir, tmp_path, module, args, match):
+    values = {"tmp": tmp_path, "ckpt": tiny_checkpoint, "backbone": tiny_backbone_dir}
+    result = run_cli(module, *[a.format(**values) for a in args])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and match in result.stderr
+
+
+@pytest.mark.parametrize("module", ["predict", "embed", "train", "evaluate"])
+def test_help_shows_how_the_command_is_run(module):
+    result = run_cli(module, "--help")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m mtl_core.{module}")

@@ -1,0 +1,79 @@
+"""The README's screenshots, made on purpose (never by the tests):
+
+    python -m scripts.screenshots [--data-dir DIR] [--out assets]
+
+Starts `python app.py` on 127.0.0.1 (with the data folder's reference map when one is found), drives it
+in headless Debian chromium through Playwright, and writes full-page screenshots of 10 and of 300
+analysed sentences: OUT/screenshot.png and OUT/screenshot_300.png.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from pathlib import Path
+
+from benchmarks.app_process import AppProcess
+from mtl_core.data import read_texts
+from mtl_core.reference import SHIPPED_REFERENCE
+from mtl_core.settings import ROOT, Settings
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 180_000
+REFERENCE_TRIES = 40  # x ~6 s: the reference map is ready within a minute or two
+TEN = ["My card still hasn't arrived after two weeks.", "Where is the new card you sent me?",
+       "I was charged twice for the same coffee.", "Why is there an extra fee on my statement?",
+       "I love this app, transfers are instant!", "Best banking app I have used, well done.",
+       "The app crashes every time I open it.", "Support never answers, I'm so frustrated.",
+       "How do I change my PIN?", "What's the weather going to be like in Paris tomorrow?"]
+
+
+def many_sentences(data_dir: Path | None, n: int) -> list[str]:
+    """n sentences from the intent and sentiment test sets (else the shipped reference sentences)."""
+    if data_dir and (data_dir / "intent" / "test.csv").is_file():
+        pool = read_texts(data_dir / "intent" / "test.csv") + read_texts(data_dir / "sentiment" / "test.csv")[:2000]
+    else:
+        pool = read_texts(SHIPPED_REFERENCE)
+    return [" ".join(t.split()) for t in random.Random(0).sample(pool, min(n, len(pool)))]
+
+
+def shoot(page, sentences: list[str], path: Path) -> None:
+    page.locator("#sentences textarea").fill("\n".join(sentences))
+    page.locator("#analyse").click()
+    page.wait_for_function("([want]) => document.querySelector('#status')?.innerText.includes(want)",
+                           arg=[f"Analysed {len(sentences)} sentences"], timeout=TIMEOUT_MS)
+    page.locator("#map .js-plotly-plot").wait_for()
+    page.wait_for_timeout(1500)  # let plotly finish drawing
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir)
+    parser.add_argument("--out", type=Path, default=ROOT / "assets")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir if (args.data_dir / "intent").is_dir() else None
+    from playwright.sync_api import sync_playwright
+
+    app_args = ["--data-dir", str(data_dir)] if data_dir else []
+    with AppProcess(Path(tempfile.gettempdir()) / "mtl_screenshots_app.log", app_args) as app, sync_playwright() as p:
+        app.wait_serving()
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app.url)
+        page.wait_for_selector("#analyse")
+        # the reference map is built in the background at start-up; wait until the map is placed on it
+        for _ in range(REFERENCE_TRIES):  # the reference map is fitted in the background at start-up
+            shoot(page, TEN[:3], args.out / "screenshot.png")
+            if "reference map" in page.locator("#map").inner_text():
+                break
+            page.wait_for_timeout(5000)
+        shoot(page, TEN, args.out / "screenshot.png")
+        shoot(page, many_sentences(data_dir, 300), args.out / "screenshot_300.png")
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
