@@ -66,8 +66,10 @@ def predictions_panel(labels: dict[str, list[str]]) -> dict:
     status = gr.Markdown(elem_id="status")
     session = gr.State(None, time_to_live=SESSION_TTL_S)
     headers = table_headers(labels)
+    share = 50 / len(labels)  # the sentence takes 45% of the width, each task's label and confidence the rest
     table = gr.Dataframe(headers=headers, datatype=["number", "str"] + ["str", "number"] * len(labels),
                          interactive=False, wrap=True, max_height=420, label="Predictions (select a row)",
+                         column_widths=["5%", "45%"] + [f"{0.6 * share:.0f}%", f"{0.4 * share:.0f}%"] * len(labels),
                          elem_id="predictions")
     return {"status": status, "session": session, "table": table}
 
