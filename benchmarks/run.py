@@ -45,7 +45,7 @@ import torch
 from benchmarks.app_process import AppProcess
 from mtl_core import projection, viz
 from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
+from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
 from mtl_core.reference import PER_INTENT, PER_SENTIMENT
 from mtl_core.settings import DEFAULT_CHECKPOINT
 from mtl_core.settings import Settings as AppSettings
@@ -247,16 +247,16 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(axis=1).min())
 
 
-def padding_overhead(ours: SentenceEncoder, texts: list[str], tokens: list[int], batch_size: int) -> float:
+def padding_overhead(tokens: list[int], batch_size: int) -> float:
     """Padding positions computed per real token with our length-sorted batches (0: no waste)."""
-    padded = sum(len(idx) * max(tokens[i] for i in idx) for idx in ours.length_sorted_batches(texts, batch_size))
+    padded = sum(len(idx) * max(tokens[i] for i in idx) for idx in length_sorted_groups(tokens, batch_size))
     return padded / sum(tokens) - 1
 
 
 def encode_section(encoders: dict[str, Encoder], ours: SentenceEncoder, texts: list[str], repeats: int,
                    batch_size: int) -> tuple[dict, np.ndarray]:
     config = ours.bert.config
-    tokens = ours.token_counts(texts)
+    tokens = [len(ids) for ids in ours.tokenize_ids(texts).ids]
     total_flops = sum(flops_per_sentence(t, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
                       for t in tokens)
     seconds, outputs = time_alternating(encoders, texts, repeats)
@@ -272,7 +272,7 @@ def encode_section(encoders: dict[str, Encoder], ours: SentenceEncoder, texts: l
     result = {"sentences": len(texts), "repeats": repeats, "batch_size": batch_size, "tokens_total": sum(tokens),
               "tokens_mean": round(sum(tokens) / len(tokens), 2), "tokens_max": max(tokens),
               "gflop_per_sentence_mean": round(total_flops / len(texts) / 1e9, 4),
-              "padding_overhead": round(padding_overhead(ours, texts, tokens, batch_size), 4),
+              "padding_overhead": round(padding_overhead(tokens, batch_size), 4),
               "encoders": encoders_out}
     if BF16 in outputs:
         result["min_cosine_bf16_vs_fp32"] = round(min_cosine(outputs[BF16], outputs[FP32]), 6)

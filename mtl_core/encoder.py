@@ -87,6 +87,14 @@ def check_sentences(sentences: Sequence[str]) -> list[str]:
     return items
 
 
+def length_sorted_groups(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length, longest first: (N,) lengths -> ceil(N / batch_size) lists."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.argsort([-n for n in lengths], kind="stable")
+    return [order[start:start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average the token vectors of real tokens only; padding never counts."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T) -> (B, T, 1)
@@ -207,10 +215,7 @@ class SentenceEncoder(nn.Module):
     def batches(self, tokenized: "Tokenized", batch_size: int) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
         """(indices, padded batch) pairs, longest sentences first, so little compute goes to padding;
         each batch is padded only when it is reached."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = np.argsort([-len(x) for x in tokenized.ids], kind="stable")
-        groups = [order[start:start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+        groups = length_sorted_groups([len(x) for x in tokenized.ids], batch_size)
         return ((idx, self.collate([tokenized.ids[i] for i in idx])) for idx in groups)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
