@@ -6,6 +6,7 @@ The endpoints (service.py) and the Gradio layer (the ui/ package) only call thes
 from __future__ import annotations
 
 import csv
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from .predictor import PROGRESS_THRESHOLD, Predictor, Results
 from .projection import Projection, project
 from .records import Prediction, predictions, readable_label, table_headers, write_csv
 from .reference import Neighbour, ReferenceBuilder
+from .scope import ScopeDetector
 from .settings import MAX_CHARS, MAX_SENTENCES
 from .viz import SENTIMENT_COLOURS, projection_scatter, similarity_heatmap
 
+OUT_OF_SCOPE = "Out of scope"  # the map's legend entry for sentences that match none of the intents
+OUT_OF_SCOPE_COLOUR = "#8c8c8c"  # neutral grey, darker than the faded reference points
 HEATMAP_MAX = 300  # a 2,000 x 2,000 heatmap is ~30 MB of JSON; the API still returns the full matrix
 PREVIEW_DIMS = 8
 NEIGHBOURS = 5
@@ -114,9 +118,22 @@ class Analysis:
         return {readable_label(label): p for label, p in self.predictions[i][task].top()}
 
     def colour_labels(self, colour_by: str) -> list[str]:
+        """Each sentence's label for the map's colours; out-of-scope sentences share one neutral label."""
         if colour_by not in self.labels:
             raise ValueError(f"colour_by must be one of {list(self.labels)}, got {colour_by!r}")
-        return [readable_label(p[colour_by].label) for p in self.predictions]
+        return [OUT_OF_SCOPE if p[colour_by].rejected else readable_label(p[colour_by].label) for p in self.predictions]
+
+    def scope_note(self, i: int, detector: ScopeDetector | None) -> str:
+        """Markdown: the scope decision of sentence i and its evidence, or why there is none."""
+        if detector is None:
+            return "Out-of-scope detection: not in this checkpoint (every sentence gets its closest intent)."
+        decision = self.predictions[i][detector.config.head]
+        text, label, cosine = detector.nearest(self.embeddings[i])
+        verdict = ("**Out of scope**: none of the intents" if decision.rejected else "**In scope**")
+        relation = "<" if decision.rejected else "≥"
+        return (f"{verdict} (scope score {decision.scope_score:.3f} {relation} threshold "
+                f"{detector.config.threshold:.3f}). Nearest training sentence: “{html.escape(text, quote=False)}” "
+                f"({readable_label(label)}, cosine {cosine:.2f}).")
 
     def embedding_preview(self) -> list[list]:
         """Rows of PREVIEW_HEADERS: sentence, L2 norm, first PREVIEW_DIMS components."""
@@ -127,7 +144,7 @@ class Analysis:
     def write_downloads(self, folder: Path) -> list[Path]:
         """results.csv (the predict CLI's columns), embeddings.npy and embeddings.csv."""
         paths = [folder / "results.csv", folder / "embeddings.npy", folder / "embeddings.csv"]
-        write_csv(self.predictions, self.labels, paths[0])
+        write_csv(self.predictions, self.labels, paths[0], self.results.scoped_heads)
         np.save(paths[1], self.embeddings)
         with open(paths[2], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -179,7 +196,7 @@ def map_view(embeddings: np.ndarray, dims: int, builder: ReferenceBuilder | None
 
 def map_figure(analysis: Analysis, view: MapView, colour_by: str, dims: int, height: int = 650) -> go.Figure:
     hover = [p.summary() for p in analysis.predictions]
-    colours = SENTIMENT_COLOURS if colour_by == "sentiment" else None
+    colours = {**(SENTIMENT_COLOURS if colour_by == "sentiment" else {}), OUT_OF_SCOPE: OUT_OF_SCOPE_COLOUR}
     return projection_scatter(view.projection.coords, analysis.texts, analysis.colour_labels(colour_by), hover,
                               method=view.projection.method, dims=dims, height=height, colour_map=colours,
                               reference_coords=view.reference_coords, reference_hover=view.reference_hover)

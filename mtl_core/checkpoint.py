@@ -1,5 +1,6 @@
-"""Checkpoint folder: config.json (heads, label lists, backbone reference, format version)
-+ weights.safetensors (heads and any fine-tuned task layers; the backbone itself is not copied)."""
+"""Checkpoint folder: config.json (heads, label lists, backbone reference, format version, scope section)
++ weights.safetensors (heads and any fine-tuned task layers; the backbone itself is not copied)
++ optionally the out-of-scope detector's scope.safetensors and scope_sentences.json (see scope.py)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from .config import CHECKPOINT_FORMAT_VERSION, ModelConfig
 from .encoder import SentenceEncoder
 from .model import MultiTaskModel
+from .scope import ScopeDetector
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -28,12 +30,19 @@ def trained_state(model: MultiTaskModel) -> dict[str, torch.Tensor]:
             if k.startswith(TRAINED_PREFIXES)}
 
 
-def save(model: MultiTaskModel, directory: str | Path) -> Path:
+def save(model: MultiTaskModel, directory: str | Path, scope: ScopeDetector | None = None) -> Path:
+    """Write the model (and its out-of-scope detector, when given) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(trained_state(model), str(directory / WEIGHTS_FILE))
-    (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    if scope is not None:
+        model.config.scope = scope.save(directory)
+    write_config(model.config, directory)
     return directory
+
+
+def write_config(config: ModelConfig, directory: str | Path) -> None:
+    (Path(directory) / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -90,3 +99,14 @@ def load(directory: str | Path, encoder: SentenceEncoder | None = None, device: 
                               f"unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}")
     model.load_state_dict(weights, strict=False)
     return model.to(device).eval()
+
+
+def load_scope(directory: str | Path, config: ModelConfig) -> ScopeDetector | None:
+    """The checkpoint's out-of-scope detector, or None for a checkpoint without a scope section."""
+    if config.scope is None:
+        return None
+    try:
+        return ScopeDetector.load(directory, config.scope)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"the out-of-scope files of {directory} are missing or broken ({err}); restore them "
+                              "from git or refit with `python -m mtl_core.fit_scope`") from err

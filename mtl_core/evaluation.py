@@ -15,6 +15,7 @@ from .data import load_task
 from .features import cached_features, store_logits
 from .metrics import expected_calibration_error, task_metrics, uncalibrated
 from .predictor import Predictor
+from .scope_evaluation import scope_report
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def class_probabilities(predictor: Predictor, texts: list[str], task: str, cache
 
 
 def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split: str = "test",
-                        cache_dir: str | None = None, precision: str = "fp32") -> dict:
-    """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache."""
+                        cache_dir: str | None = None, precision: str = "fp32", with_scope: bool = True) -> dict:
+    """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache.
+    When the data folder has oos/ (and with_scope), every out-of-scope scorer too (scope_evaluation.py)."""
     predictor = Predictor.load(checkpoint_dir, precision=precision)
     out_dir = Path(checkpoint_dir) / f"eval_{split}"
     out_dir.mkdir(exist_ok=True)
@@ -71,5 +73,7 @@ def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split:
         (out_dir / f"{task}_report.txt").write_text(per_class)
         save_confusion_matrix(part.labels, y_pred, data.label_names, f"{task} ({split})",
                               out_dir / f"{task}_confusion.png")
+    if with_scope and (Path(data_dir) / "oos").is_dir():
+        report["scope"] = scope_report(predictor, data_dir, split)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

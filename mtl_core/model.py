@@ -28,6 +28,7 @@ from .metrics import scaled_softmax
 class MultiTaskOutput:
     embeddings: torch.Tensor  # (B, H) unit length, from the original backbone
     logits: dict[str, torch.Tensor]  # task name -> (B, num_labels)
+    task_vector: torch.Tensor  # (B, H) unit length: what the heads read (the embedding itself when k = 0)
 
 
 class MultiTaskModel(nn.Module):
@@ -103,7 +104,9 @@ class MultiTaskModel(nn.Module):
         general = self.encoder.hidden_states(input_ids, attention_mask, self.split, hidden=shared)
         embeddings = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
         if self.config.task_layers == 0:
-            logits = self.heads_from_pooled(embeddings, tasks, general, attention_mask)
+            token_states, task_vector = general, embeddings
         else:
-            logits = self.heads_from_shared(shared, attention_mask, tasks)
-        return MultiTaskOutput(embeddings, logits)
+            token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
+            task_vector = l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
+        logits = self.heads_from_pooled(task_vector, tasks, token_states, attention_mask)
+        return MultiTaskOutput(embeddings, logits, task_vector)

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         sentences = read_sentences(args.input)
         predictor = Predictor.load(args.checkpoint or settings.checkpoint, settings.backbone, precision=settings.precision)
         predictions = predictor.predict(sentences, show_progress=len(sentences) >= PROGRESS_THRESHOLD)
-        write_csv(predictions, predictor.labels, args.output)
+        write_csv(predictions, predictor.labels, args.output, predictor.scoped_heads)
         untrained = predictor.model.config.untrained_heads
         note = f" (UNTRAINED {', '.join(untrained)} head: random predictions)" if untrained else ""
         return f"wrote {len(predictions)} predictions to {args.output}{note}"

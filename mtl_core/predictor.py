@@ -19,6 +19,7 @@ from . import checkpoint
 from .encoder import SentenceEncoder, check_sentences
 from .model import MultiTaskModel
 from .records import Prediction, predictions
+from .scope import ScopeConfig, ScopeDetector
 from .settings import DEFAULT_CHECKPOINT
 
 PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
@@ -26,11 +27,13 @@ PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
 
 @dataclass(frozen=True)
 class Row:
-    """One sentence's results: its embedding (H,), each task's probabilities (C,), whether it was cut."""
+    """One sentence's results: its embedding (H,), each task's probabilities (C,), whether it was cut,
+    and its scope score (None without a detector)."""
 
     embedding: np.ndarray
     probs: dict[str, np.ndarray]
     truncated: bool
+    scope_score: float | None
 
 
 def sentence_key(text: str) -> bytes:
@@ -72,31 +75,40 @@ class SentenceCache:
 
 @dataclass
 class Results:
-    """One encoder pass over N sentences: embeddings (N, H), per-task probabilities (N, C) and
-    truncation flags (N,)."""
+    """One encoder pass over N sentences: embeddings (N, H), per-task probabilities (N, C), truncation
+    flags (N,) and, with an out-of-scope detector, scope scores (N,) and its settings."""
 
     texts: list[str]
     embeddings: np.ndarray
     probs: dict[str, np.ndarray]
     labels: dict[str, list[str]]
     truncated: np.ndarray
+    scope_scores: np.ndarray | None = None
+    scope: ScopeConfig | None = None
+
+    @property
+    def scoped_heads(self) -> list[str]:
+        """The heads with an out-of-scope decision (the intent head, when the checkpoint has a detector)."""
+        return [] if self.scope is None else [self.scope.head]
 
     def row(self, i: int) -> Row:
+        score = None if self.scope_scores is None else float(self.scope_scores[i])
         return Row(self.embeddings[i].copy(), {t: p[i].copy() for t, p in self.probs.items()},
-                   bool(self.truncated[i]))
+                   bool(self.truncated[i]), score)
 
-    @classmethod
-    def from_rows(cls, texts: list[str], rows: list[Row], labels: dict[str, list[str]]) -> "Results":
-        """Results of `texts` from one Row each (at least one)."""
-        probs = {t: np.stack([r.probs[t] for r in rows]) for t in labels}
-        return cls(texts, np.stack([r.embedding for r in rows]), probs, labels,
-                   np.array([r.truncated for r in rows], dtype=bool))
+    def with_rows(self, texts: list[str], rows: list[Row]) -> "Results":
+        """Results of `texts` from one Row each (at least one), with this pass's labels and scope settings."""
+        probs = {t: np.stack([r.probs[t] for r in rows]) for t in self.labels}
+        scores = None if self.scope is None else np.array([r.scope_score for r in rows], dtype=np.float32)
+        return Results(texts, np.stack([r.embedding for r in rows]), probs, self.labels,
+                       np.array([r.truncated for r in rows], dtype=bool), scores, self.scope)
 
 
 class Predictor:
-    def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None):
+    def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None, scope: ScopeDetector | None = None):
         self.model = model.eval()
         self.cache = cache  # the app sets one; batch commands and training read each sentence once
+        self.scope = scope  # out-of-scope detector of the intent head; None: no decision
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT, backbone: str | None = None,
@@ -104,7 +116,8 @@ class Predictor:
         """Load a trained checkpoint (default: the one shipped in assets/); `backbone` overrides the
         checkpoint's own reference (None: as stored, which is the bundled copy for ours)."""
         encoder = SentenceEncoder.load(backbone or checkpoint.read_config(checkpoint_dir).backbone, device, precision)
-        return cls(checkpoint.load(checkpoint_dir, encoder, device))
+        model = checkpoint.load(checkpoint_dir, encoder, device)
+        return cls(model, scope=checkpoint.load_scope(checkpoint_dir, model.config))
 
     @classmethod
     def untrained(cls, intent_labels: list[str], encoder: SentenceEncoder | None = None) -> "Predictor":
@@ -119,6 +132,10 @@ class Predictor:
     @property
     def encoder(self) -> SentenceEncoder:
         return self.model.encoder
+
+    @property
+    def scoped_heads(self) -> list[str]:
+        return [] if self.scope is None else [self.scope.config.head]
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -144,7 +161,7 @@ class Predictor:
         if whole:
             return fresh
         rows.update(known)
-        return Results.from_rows(texts, [rows[k] for k in keys], fresh.labels)
+        return fresh.with_rows(texts, [rows[k] for k in keys])
 
     @torch.inference_mode()
     def _forward(self, texts: list[str], batch_size: int, show_progress: bool) -> Results:
@@ -159,7 +176,9 @@ class Predictor:
             embeddings[idx] = out.embeddings.float().cpu().numpy()
             for task, logits in out.logits.items():
                 probs[task][idx] = self.model.probabilities(task, logits).cpu().numpy()
-        return Results(texts, embeddings, probs, labels, np.array(tokenized.truncated, dtype=bool))
+        scope = self.scope
+        return Results(texts, embeddings, probs, labels, np.array(tokenized.truncated, dtype=bool),
+                       scope.scores(embeddings) if scope else None, scope.config if scope else None)
 
     def embed(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """The general-purpose sentence embeddings (N, H): the same pass as run(), so it shares the cache."""

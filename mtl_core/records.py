@@ -7,7 +7,7 @@ appears in all three writers without edits here.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,19 +36,33 @@ def lists_every_label(num_labels: int) -> bool:
 
 @dataclass(frozen=True)
 class TaskPrediction:
-    """One head's answer for one sentence: the top label, its probability and every label's probability."""
+    """One head's answer for one sentence: the top label, its probability and every label's probability;
+    for a head with an out-of-scope detector also whether the sentence is one of its labels at all."""
 
     label: str
     score: float
     probs: dict[str, float]  # label -> probability, in the head's label order
+    in_scope: bool | None = None  # None: this head has no detector
+    scope_score: float | None = None  # higher = more like the head's training sentences
 
     def top(self, k: int = TOP_K) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda item: -item[1])[:k]
+
+    @property
+    def rejected(self) -> bool:
+        """The detector says: none of this head's labels (the top label is only the closest)."""
+        return self.in_scope is False
+
+    def shown_label(self) -> str:
+        """The label as a person reads it: 'Card arrival', or '— none (closest: Card arrival)'."""
+        return f"— none (closest: {readable_label(self.label)})" if self.rejected else readable_label(self.label)
 
     def to_api(self) -> dict:
         record = {"label": self.label, "score": self.score, "top": [list(p) for p in self.top()]}
         if lists_every_label(len(self.probs)):
             record["probs"] = dict(self.probs)
+        if self.in_scope is not None:
+            record.update(in_scope=self.in_scope, scope_score=self.scope_score)
         return record
 
     def csv_fields(self, task: str) -> dict:
@@ -56,6 +70,11 @@ class TaskPrediction:
         if lists_every_label(len(self.probs)):
             fields.update({f"{task}_{label}": round(p, 4) for label, p in self.probs.items()})
         return fields
+
+    def scope_fields(self, task: str) -> dict:
+        if self.in_scope is None:
+            return {}
+        return {f"{task}_in_scope": int(self.in_scope), f"{task}_scope_score": round(self.scope_score, 4)}
 
 
 @dataclass(frozen=True)
@@ -77,18 +96,21 @@ class Prediction:
         """The app's table: number, sentence, then each task's readable label and confidence."""
         cells: list = [number, self.text]
         for p in self.tasks.values():
-            cells += [readable_label(p.label), round(p.score, 3)]
+            cells += [p.shown_label(), round(p.score, 3)]
         return cells
 
     def csv_row(self) -> dict:
+        """Each task's columns, then the scope columns (so the columns before them never move)."""
         row = {"text": self.text}
         for task, p in self.tasks.items():
             row.update(p.csv_fields(task))
+        for task, p in self.tasks.items():
+            row.update(p.scope_fields(task))
         return row
 
     def summary(self) -> str:
         """'intent: Card arrival (0.93) · sentiment: Negative (0.71)', for hovers."""
-        return " · ".join(f"{t}: {readable_label(p.label)} ({p.score:.2f})" for t, p in self.tasks.items())
+        return " · ".join(f"{t}: {p.shown_label()} ({p.score:.2f})" for t, p in self.tasks.items())
 
 
 def table_headers(labels: Mapping[str, list[str]]) -> list[str]:
@@ -98,30 +120,46 @@ def table_headers(labels: Mapping[str, list[str]]) -> list[str]:
     return headers
 
 
-def csv_columns(labels: Mapping[str, list[str]]) -> list[str]:
+def csv_columns(labels: Mapping[str, list[str]], scoped: Sequence[str] = ()) -> list[str]:
+    """The CSV header: text, each task's columns, then `<task>_in_scope` (1/0), `<task>_scope_score`
+    for the heads in `scoped` (those with an out-of-scope detector)."""
     columns = ["text"]
     for task, names in labels.items():
         columns += [task, f"{task}_score"]
         if lists_every_label(len(names)):
             columns += [f"{task}_{label}" for label in names]
+    for task in scoped:
+        columns += [f"{task}_in_scope", f"{task}_scope_score"]
     return columns
 
 
-def task_prediction(probs: np.ndarray, labels: list[str]) -> TaskPrediction:
+def task_prediction(probs: np.ndarray, labels: list[str], scope_score: float | None = None,
+                    threshold: float | None = None) -> TaskPrediction:
     best = int(np.argmax(probs))
-    return TaskPrediction(labels[best], float(probs[best]), dict(zip(labels, map(float, probs), strict=True)))
+    in_scope = None if scope_score is None else bool(scope_score >= threshold)
+    return TaskPrediction(labels[best], float(probs[best]), dict(zip(labels, map(float, probs), strict=True)),
+                          in_scope, scope_score)
 
 
 def predictions(results: "Results") -> list[Prediction]:
     """The typed predictions of one pass: the only place they are built."""
-    return [Prediction(text, {t: task_prediction(results.probs[t][i], names) for t, names in results.labels.items()},
-                       bool(results.truncated[i]))
-            for i, text in enumerate(results.texts)]
+    scope, found = results.scope, []
+    for i, text in enumerate(results.texts):
+        tasks = {}
+        for task, names in results.labels.items():
+            scoped = scope is not None and task == scope.head
+            tasks[task] = task_prediction(results.probs[task][i], names,
+                                          float(results.scope_scores[i]) if scoped else None,
+                                          scope.threshold if scoped else None)
+        found.append(Prediction(text, tasks, bool(results.truncated[i])))
+    return found
 
 
-def write_csv(rows: list[Prediction], labels: Mapping[str, list[str]], path: str | Path) -> None:
-    """The predictions as CSV with csv_columns(labels): the predict command's output and the app's download."""
+def write_csv(rows: list[Prediction], labels: Mapping[str, list[str]], path: str | Path,
+              scoped: Sequence[str] = ()) -> None:
+    """The predictions as CSV with csv_columns(labels, scoped): the predict command's output and the app's
+    download."""
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=csv_columns(labels))
+        writer = csv.DictWriter(f, fieldnames=csv_columns(labels, scoped))
         writer.writeheader()
         writer.writerows(p.csv_row() for p in rows)

@@ -25,6 +25,7 @@ from .encoder import SentenceEncoder
 from .features import FeatureStore, cached_features, logits_from_features, store_logits
 from .metrics import PRIMARY_METRIC, calibration, task_metrics
 from .model import MultiTaskModel
+from .scope import DEV_RECALL, ScopeDetector
 from .settings import CHECKOUT_DATA_DIR
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class TrainConfig:
     patience: int = option(2, "stop after this many epochs without a better dev score")
     seed: int = option(0, "seed of sampling, initialisation and subsampling")
     calibrate: bool = option(True, "fit a temperature per head on dev (--no-calibrate to skip)")
+    fit_scope: bool = option(True, "fit the intent head's out-of-scope detector on the intent data (--no-fit-scope "
+                                   "to skip)")
     cache_dir: str | None = option("runs/cache", "disk cache of frozen features (--no-cache for none)")
 
 
@@ -280,6 +283,17 @@ def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict
     return report
 
 
+def fit_scope(encoder: SentenceEncoder, intent: TaskData) -> ScopeDetector:
+    """The intent head's out-of-scope detector: k-NN on the shown embedding against the intent training
+    sentences, threshold accepting DEV_RECALL of the dev sentences. Only in-scope data is fitted."""
+    train, dev = intent.train, intent.dev
+    fitted_on = (f"reference: the {len(train):,} intent training sentences; threshold: {DEV_RECALL:.1%} of the "
+                 f"{len(dev):,} intent dev sentences accepted (method chosen on Banking77 dev + CLINC150 dev)")
+    return ScopeDetector.fit(encoder.encode(train.texts, batch_size=64), list(train.texts),
+                             [intent.label_names[i] for i in train.labels], encoder.encode(dev.texts, batch_size=64),
+                             fitted_on)
+
+
 def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     """Train, calibrate and save a checkpoint to cfg.output with train_config.json and metrics.json."""
     torch.manual_seed(cfg.seed)
@@ -296,9 +310,10 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
         model.config.head(task).trained = True
     model.config.extra = {"trained_tasks": tasks, "train_config": asdict(cfg)}
-    checkpoint.save(model, out)
+    scope = fit_scope(model.encoder, run.data["intent"]) if cfg.fit_scope else None
+    checkpoint.save(model, out, scope)
     metrics = {"best_epoch": best_epoch["epoch"], "dev": best_epoch["dev"], "dev_score": best_epoch["dev_score"],
-               "history": history, "calibration": calibration,
+               "history": history, "calibration": calibration, "scope": model.config.scope,
                "task_probabilities": run.probs, "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}

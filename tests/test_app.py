@@ -40,6 +40,11 @@ def test_predict_returns_a_record_per_sentence(client):
         assert sum(r["sentiment"]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
         assert set(r["sentiment"]["probs"]) == {"negative", "neutral", "positive"}
     assert [r["truncated"] for r in records] == [False, False, False, True]
+    for r in records:  # the shipped checkpoint has an out-of-scope detector: every record carries its decision
+        assert isinstance(r["intent"]["in_scope"], bool) and isinstance(r["intent"]["scope_score"], float)
+        assert "in_scope" not in r["sentiment"]
+    out_of_scope = client.predict("Who painted the Mona Lisa?", api_name="/analyse")["predictions"][0]
+    assert out_of_scope["intent"]["in_scope"] is False and out_of_scope["intent"]["label"]  # closest intent kept
 
 
 def test_analyse_returns_every_view_from_one_call(client):

@@ -24,7 +24,7 @@ SENTENCES = ["My card still hasn't arrived after two weeks.", "Where is the new 
              "I was charged twice for the same coffee.", "Why is there an extra fee on my statement?",
              "I love this app, transfers are instant!", "Best banking app I have used, well done.",
              "The app crashes every time I open it.", "Support never answers, I'm so frustrated.",
-             "How do I change my PIN?", "Can I add my card to Apple Pay?"]
+             "How do I change my PIN?", "What's the weather going to be like in Paris tomorrow?"]
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold?</b>'
 
 
@@ -94,10 +94,18 @@ def test_downloads_and_3d_map(page):
         page.locator(f"#downloads [aria-label='{name}']").wait_for()
     href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
     header = page.request.get(href).text().splitlines()[0]
-    assert header.split(",") == DOCUMENTED_COLUMNS
+    assert header.split(",") == DOCUMENTED_COLUMNS + ["intent_in_scope", "intent_scope_score"]
     page.get_by_label("3-D").check()
     page.locator("#map .gl-container canvas, #map .scene").first.wait_for()
     page.get_by_label("2-D").check()
+
+
+def test_an_out_of_scope_sentence_is_marked_in_the_table_and_its_details(page):
+    row = page.locator("#predictions tr", has_text=SENTENCES[9])
+    assert "none (closest:" in row.inner_text()
+    page.locator("#predictions").get_by_text(SENTENCES[9]).click()
+    page.wait_for_function("() => document.querySelector('#scope-note')?.innerText.includes('Out of scope')")
+    assert "Nearest training sentence" in page.locator("#scope-note").inner_text()
 
 
 def test_selecting_a_row_shows_its_details(page):

@@ -76,3 +76,13 @@ def test_shipped_checkpoint_is_small_and_documented():
     files = {p.name: p.stat().st_size for p in DEFAULT_CHECKPOINT.iterdir() if p.is_file()}
     assert {"config.json", "weights.safetensors", "metrics.json"} <= set(files)
     assert sum(files.values()) <= 30 * 2**20
+
+
+def test_shipped_checkpoint_rejects_obvious_out_of_scope_sentences_and_accepts_banking_ones(shipped):
+    outside = ["What's the weather going to be like in Paris tomorrow?", "Who painted the Mona Lisa?",
+               "I love pizza.", "Haha that movie was absolutely hilarious"]
+    inside = ["My card still hasn't arrived after two weeks.", "How do I change my PIN?",
+              "Why was I charged a fee for taking out cash?", "Can I add my card to Apple Pay?"]
+    found = shipped.predict(outside + inside)
+    assert [p["intent"].in_scope for p in found] == [False] * len(outside) + [True] * len(inside)
+    assert all(p["sentiment"].in_scope is None for p in found)

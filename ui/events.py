@@ -15,6 +15,8 @@ from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_ta
 from mtl_core.inputs import InputError
 from mtl_core.service import Service, guarded
 
+from . import texts
+
 if TYPE_CHECKING:
     from .layout import Components
 
@@ -112,7 +114,7 @@ class Events:
         """Empty the box and every view."""
         c = self.c
         return {c.text: "", c.status: "", c.session: None, c.table: None, c.chooser: gr.update(choices=[], value=None),
-                **{label: None for label in c.task_labels.values()}, c.neighbours: None,
+                **{label: None for label in c.task_labels.values()}, c.scope_note: "", c.neighbours: None,
                 c.neighbours_note: "Nearest reference sentences", c.heatmap: None, c.map_plot: None, c.map_note: "",
                 c.embeddings: None, c.files: None}
 
@@ -125,7 +127,10 @@ class Events:
         neighbours = session.neighbours(i, builder)
         note = (f"Nearest reference sentences to **#{i + 1}**" if neighbours else
                 "Nearest reference sentences: " + escaped(builder.status if builder else "none configured"))
-        return {**{label: analysis.label_scores(task, i) for task, label in c.task_labels.items()},
+        panels = {label: gr.update(value=analysis.label_scores(task, i),
+                                   label=texts.task_title(task, analysis.predictions[i][task].rejected))
+                  for task, label in c.task_labels.items()}
+        return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope),
                 c.neighbours: neighbours_table(neighbours), c.neighbours_note: note}
 
     def select_row(self, session: Session | None, evt: gr.SelectData) -> dict:
@@ -147,7 +152,7 @@ class Events:
 
     def wire(self) -> None:
         c = self.c
-        details = [*c.task_labels.values(), c.neighbours, c.neighbours_note]
+        details = [*c.task_labels.values(), c.scope_note, c.neighbours, c.neighbours_note]
         views = [c.heatmap, c.map_plot, c.map_note]
         everything = [c.status, c.session, c.table, c.chooser, *details, *views, c.embeddings, c.files]
         view_options = [c.order, c.colour_by, c.dims, c.use_reference]

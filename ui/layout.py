@@ -33,6 +33,7 @@ class Components:
     table: gr.Dataframe
     chooser: gr.Dropdown
     task_labels: dict[str, gr.Label]
+    scope_note: gr.Markdown
     neighbours: gr.Dataframe
     neighbours_note: gr.Markdown
     order: gr.Radio
@@ -80,11 +81,13 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
             chooser = gr.Dropdown(choices=[], label="Selected sentence", interactive=True, elem_id="chooser")
             task_labels = {task: gr.Label(num_top_classes=min(5, len(names)), label=texts.task_title(task))
                            for task, names in labels.items()}
+            scope_note = gr.Markdown(elem_id="scope-note")
         with gr.Column(scale=3):
             note = gr.Markdown("Nearest reference sentences", elem_id="neighbours-note")
             neighbours = gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str", "str"],
                                       interactive=False, wrap=True, show_label=False)
-    return {"chooser": chooser, "task_labels": task_labels, "neighbours": neighbours, "neighbours_note": note}
+    return {"chooser": chooser, "task_labels": task_labels, "scope_note": scope_note, "neighbours": neighbours,
+            "neighbours_note": note}
 
 
 def views_panel(tasks: list[str]) -> dict:

@@ -23,6 +23,7 @@ EXAMPLES = [
     "Thanks, the refund finally showed up!\nThe exchange rate you gave me was terrible.\n"
     "Can I add my card to Apple Pay?\nTransfer failed again, this is so frustrating.\n"
     "Great support, they fixed my blocked PIN in minutes.",
+    "What's the weather going to be like in Paris tomorrow?\nI love pizza.\nMy card was declined at the shop.",
 ]
 LIMITS = (f"One sentence per line, at most **{MAX_SENTENCES:,} sentences** per request. Uploads: .txt "
           f"(one sentence per line) or .csv (a `text` column), at most {MAX_FILE_SIZE.upper()}. Sentences "
@@ -38,6 +39,11 @@ and **Task B**, the sentiment (negative / neutral / positive).
 ### Reading the views
 - **Predictions**: each head's most likely label and its probability; select a row for the top-5
   intents, the three sentiment probabilities and the nearest labelled reference sentences (cosine).
+- **Out of scope**: a sentence unlike every Banking77 request (its 10 nearest training sentences have a
+  mean cosine below a threshold fitted on dev) gets "— none (closest: …)" instead of an intent, with
+  the evidence when you select it, and its own grey colour on the map. "Out of scope" means none of the
+  77 Banking77 intents, not "not about banking": banking questions outside those intents (credit
+  scores, interest rates, mortgages) may be flagged too. The sentiment head answers for every sentence.
 - **Similarity heatmap**: cosine similarity of every pair, on a fixed colour range from -1 to 1;
   "cluster" orders rows by average-linkage clustering so groups show as blocks. Up to {HEATMAP_MAX}
   sentences are drawn (the `/similarity` API returns the full matrix).
@@ -61,5 +67,8 @@ def experiments_markdown() -> str:
             "the repository.")
 
 
-def task_title(task: str) -> str:
+def task_title(task: str, rejected: bool = False) -> str:
+    """The title of a task's label panel; for an out-of-scope sentence it says that none applies."""
+    if rejected:
+        return f"{TASK_TITLES.get(task, task).split(':')[0]}: NONE of the {task}s (out of scope); the closest below"
     return TASK_TITLES.get(task, f"{task}: top labels")

@@ -1,0 +1,40 @@
+"""Fit the out-of-scope detector into an existing checkpoint:
+python -m mtl_core.fit_scope [--checkpoint DIR] [--data-dir DIR]
+
+Training does this itself (TrainConfig.fit_scope); this command adds or refits it without retraining.
+Only config.json's "scope" section and the scope files change; the trained weights stay as they are.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import checkpoint
+from .cli import command_parser, run_command
+from .data import load_task
+from .predictor import Predictor
+from .settings import Settings
+from .training import fit_scope
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_parser("fit_scope", "Fit the intent head's out-of-scope detector into a checkpoint.")
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: $MTL_CHECKPOINT, else assets/checkpoint)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else ../shared/data)")
+    args = parser.parse_args(argv)
+
+    def work() -> str:
+        settings = Settings.from_env()
+        directory = args.checkpoint or settings.checkpoint
+        intent = load_task(args.data_dir or settings.training_data_dir, "intent")
+        predictor = Predictor.load(directory, settings.backbone)
+        detector = fit_scope(predictor.encoder, intent)
+        config = checkpoint.read_config(directory)
+        config.scope = detector.save(directory)
+        checkpoint.write_config(config, directory)
+        return f"scope threshold {detector.config.threshold:.4f} ({detector.config.fitted_on}) -> {directory}"
+
+    return run_command(work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
