@@ -54,7 +54,7 @@ HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tes
 Encoder = Callable[[list[str]], np.ndarray]
 REFERENCE = "sentence-transformers"
 FP32, BF16 = "ours (fp32)", "ours (bf16)"
-SECTIONS = ("encode", "small", "app", "projection", "heatmap")
+SECTIONS = ("encode", "small", "scope", "app", "projection", "heatmap")
 
 
 # ---- settings ------------------------------------------------------------------------------------------
@@ -389,6 +389,61 @@ def app_section(precision: str, texts: list[str], settings: Settings, data_dir: 
     return result
 
 
+# ---- the out-of-scope decision: its cost inside the app's request path ------------------------------------
+
+def scope_section(texts: list[str], settings: Settings) -> dict:
+    """Analysis.run (one model pass + the typed predictions: what every app request does) with and without
+    the shipped out-of-scope detector, alternated on the same new sentences; and the detector's memory
+    (tracemalloc: resident after loading, and the peak while scoring the largest request)."""
+    import tracemalloc
+
+    from mtl_core.analysis import Analysis
+    from mtl_core.predictor import Predictor
+    from mtl_core.scope import ScopeDetector
+
+    predictor = Predictor.load(DEFAULT_CHECKPOINT)
+    detector = predictor.scope
+    if detector is None:
+        return {"skipped": "the shipped checkpoint has no out-of-scope detector"}
+    tracemalloc.start()
+    loaded = ScopeDetector.load(DEFAULT_CHECKPOINT, predictor.model.config.scope)  # kept alive while measured
+    result: dict = {"loaded_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1), "sizes": {}}
+    tracemalloc.stop()
+    del loaded
+    for size, repeats in settings.app_repeats.items():
+        seconds: dict[str, list[float]] = {"with": [], "without": []}
+        for r in range(repeats):
+            batch = fresh_sentences(texts, r * size, size)
+            for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
+                predictor.scope = detector if name == "with" else None
+                seconds[name].append(timed(Analysis.run, predictor, batch)[0])
+        embeddings = predictor.embed(batch)
+        scoring = statistics.median(timed(detector.scores, embeddings)[0] for _ in range(repeats)) * 1000
+        tracemalloc.start()
+        detector.scores(embeddings)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        with_ms, without_ms = (statistics.median(seconds[k]) * 1000 for k in ("with", "without"))
+        result["sizes"][str(size)] = {"with_ms": round(with_ms, 1), "without_ms": round(without_ms, 1),
+                                      "ratio": round(with_ms / without_ms, 3), "repeats": repeats,
+                                      "scoring_ms": round(scoring, 2), "scoring_share": round(scoring / without_ms, 4),
+                                      "scoring_peak_mb": round(peak / 2**20, 1)}
+    return result
+
+
+def scope_lines(found: dict) -> list[str]:
+    if "skipped" in found:
+        return ["## Out-of-scope decision", "", f"Skipped: {found['skipped']}.", ""]
+    rows = [[n, r["without_ms"], r["with_ms"], r["ratio"], r["scoring_ms"], f"{r['scoring_share']:.1%}",
+             r["scoring_peak_mb"], r["repeats"]] for n, r in found["sizes"].items()]
+    return ["## Out-of-scope decision: cost in the request path", "",
+            "`Analysis.run` (one model pass + the typed predictions) with and without the detector, alternated on "
+            f"the same new sentences, median; the scoring step alone (k-NN against the references), median, and its share "
+            f"of the request without it. The loaded detector holds {found['loaded_mb']} MB.", "",
+            *table(["sentences", "without ms", "with ms", "ratio", "scoring ms", "scoring share", "scoring peak MB",
+                    "repeats"], rows), ""]
+
+
 # ---- views: projection and heatmap cost vs N -------------------------------------------------------------
 
 def projection_section(embeddings: np.ndarray, texts: list[str], settings: Settings) -> dict:
@@ -521,6 +576,8 @@ def markdown(results: dict) -> str:
         lines += encode_lines(results["encode"], results["peak"])
     if "small_requests" in results:
         lines += small_lines(results["small_requests"])
+    if "scope" in results:
+        lines += scope_lines(results["scope"])
     if "app" in results:
         lines += app_lines(results["app"])
     if "projection" in results:
@@ -567,6 +624,8 @@ def run(args: argparse.Namespace) -> dict:
     if "encode" in results:
         add_fractions(results["encode"], results["peak"])
     del encoders, ours  # free their memory before the views and the app run
+    if wanted("scope"):
+        results["scope"] = scope_section(texts, settings)
     if wanted("projection"):
         results["projection"] = projection_section(embeddings, texts, settings)
     if wanted("heatmap"):
