@@ -107,6 +107,7 @@ def test_an_out_of_scope_sentence_is_marked_in_the_table_and_its_details(page):
     page.locator("#predictions").get_by_text(SENTENCES[9]).last.click()
     page.wait_for_function("() => document.querySelector('#scope-note')?.innerText.includes('Out of scope')")
     assert "Nearest training sentence" in page.locator("#scope-note").inner_text()
+    assert page.get_by_text("NONE of the intents").count() >= 1  # the top-5 panel says so too
 
 
 def test_selecting_a_row_shows_its_details(page):
