@@ -113,15 +113,14 @@ class ReferenceMap:
     def description(self, dims: int) -> str:
         return f"{umap_method(self.models[dims].n_neighbors)}, fitted once on {self.refset.origin}"
 
-    def hover(self) -> list[str]:
-        return [f"[{source}: {label}] {text}"
-                for text, source, label in zip(self.refset.texts, self.refset.sources, self.refset.labels, strict=True)]
-
-    def nearest(self, embedding: np.ndarray, k: int = 5) -> list[Neighbour]:
-        """The k reference sentences with the highest cosine similarity to one unit-length embedding (H,)."""
-        scores = self.embeddings @ embedding  # (R, H) @ (H,) -> (R,)
-        top = np.argsort(-scores, kind="stable")[:k]
+    def nearest(self, embedding: np.ndarray, k: int = 5, source: str | None = None) -> list[Neighbour]:
+        """The k reference sentences (of one task, when `source` is given) with the highest cosine
+        similarity to one unit-length embedding (H,)."""
         ref = self.refset
+        scores = self.embeddings @ embedding  # (R, H) @ (H,) -> (R,)
+        if source is not None:
+            scores = np.where(np.asarray(ref.sources) == source, scores, -np.inf)
+        top = [i for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
         return [Neighbour(ref.texts[i], ref.sources[i], ref.labels[i], float(scores[i])) for i in top]
 
 

@@ -11,11 +11,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .analysis import HEATMAP_MAX, Analysis, map_view, sentences_from_file, sentences_from_text
+from .analysis import (HEATMAP_MAX, SEARCH_K, Analysis, Hit, clean_text, map_view, search, sentences_from_file,
+                       sentences_from_text)
 from .inputs import InputError
 from .predictor import Predictor
 from .reference import ReferenceBuilder
@@ -131,6 +133,22 @@ class Service:
         check_dims(dims)
         sentences = self.sentences(text)
         return self.projection_payload(sentences, self.predictor.embed(sentences), dims, reference)
+
+    def search(self, text: str, query: str, k: int = SEARCH_K) -> list[dict]:
+        """The k sentences most similar to `query`, among the text's sentences (one per line) and, once it
+        is ready, the reference set: [{"cosine", "source" ("yours" or "reference"), "index", "text",
+        "labels"}], most similar first."""
+        return [asdict(hit) for hit in self.search_hits(self.run(text), query, k)]
+
+    def search_hits(self, analysis: Analysis, query: str, k: int = SEARCH_K) -> list[Hit]:
+        query = clean_text(query or "").strip()
+        if not query:
+            raise InputError("the search query is empty: type a sentence to look for")
+        if not 1 <= k <= 100:
+            raise InputError(f"k must be between 1 and 100, got {k!r}")
+        ref = self.builder.map if self.builder else None
+        return search(analysis, ref.refset if ref else None, ref.embeddings if ref else None,
+                      self.predictor.embed([query])[0], k)
 
     def load_file(self, path: str, allowed_folder: str | Path | None = None) -> dict:
         """The sentences of an uploaded .txt (one per line) or .csv (a `text` column):

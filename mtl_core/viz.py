@@ -10,11 +10,12 @@ import html
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
 
 SIMILARITY_RANGE = (-1.0, 1.0)  # fixed, so colours mean the same thing across requests
@@ -23,11 +24,18 @@ CELL_TEXT_MAX = 15  # print the value in each cell up to this many sentences
 SCATTERGL_FROM = 500  # WebGL scatter from this many points (SVG gets slow beyond)
 HOVER_WIDTH = 60  # characters per hover line
 HOVER_LIMIT = 400  # characters of a sentence shown in a hover (the table has the rest)
+TICK_LABELS_MAX = 40  # sentence tick labels up to this many rows; row numbers beyond
+NUMBER_TICKS = 20  # at most this many row-number ticks
+BLOCK_DISTANCE = 0.6  # clustered heatmap: outline groups whose average cosine distance stays under this
 TICK_WORDS = 4
 TICK_CHARS = 28  # also caps a label whose first "word" is a long unbroken string
 SENTIMENT_COLOURS = {"Negative": "#d62728", "Neutral": "#7f7f7f", "Positive": "#2ca02c"}  # readable labels
 PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repeats
-REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"
+REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a colour label
+REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
+REGION_MIN_POINTS = 5  # draw a region's label on the map from this many reference points
+# The 10 intent topic groups (intent_groups.py), then sentiment: colours that stay apart from each other
+GROUP_PALETTE = qualitative.D3
 
 
 def hover_text(text: str) -> str:
@@ -53,16 +61,29 @@ def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
     return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
-def cluster_order(similarity: np.ndarray) -> np.ndarray:
-    """Row order from average-linkage clustering on cosine distance, so similar sentences sit together."""
-    n = similarity.shape[0]
-    if n < 3:
-        return np.arange(n)
+def cluster_tree(similarity: np.ndarray) -> np.ndarray:
+    """Average-linkage tree on cosine distance, leaves optimally ordered (scipy linkage matrix)."""
     distance = np.clip(1.0 - similarity, 0.0, 2.0)
     np.fill_diagonal(distance, 0.0)
     condensed = squareform(distance, checks=False)  # (N, N) -> (N * (N - 1) / 2,)
-    tree = optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
-    return leaves_list(tree)
+    return optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
+
+
+def cluster_order(similarity: np.ndarray) -> np.ndarray:
+    """Row order from average-linkage clustering on cosine distance, so similar sentences sit together."""
+    n = similarity.shape[0]
+    return np.arange(n) if n < 3 else leaves_list(cluster_tree(similarity))
+
+
+def cluster_blocks(similarity: np.ndarray, order: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions in `order` of each group of 2+ sentences whose average-linkage cosine
+    distance stays under BLOCK_DISTANCE: contiguous in the leaf order, so they show as diagonal blocks."""
+    if len(order) < 3:
+        return []
+    groups = fcluster(cluster_tree(similarity), t=BLOCK_DISTANCE, criterion="distance")[order]
+    bounds = np.flatnonzero(np.diff(groups)) + 1  # where the group changes along the diagonal
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(order)] - 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b > a]
 
 
 ROW_ORDERS = ("input", "cluster")
@@ -75,33 +96,47 @@ def row_order(similarity: np.ndarray, order: str) -> np.ndarray:
     return cluster_order(similarity) if order == "cluster" else np.arange(similarity.shape[0])
 
 
+def heatmap_axis(names: list[str], idx: np.ndarray, texts: Sequence[str]) -> dict:
+    """Short sentence labels up to TICK_LABELS_MAX rows; beyond, at most NUMBER_TICKS row numbers
+    (the table's numbering): 300 labels on an axis pile into a solid block."""
+    if len(idx) <= TICK_LABELS_MAX:
+        return {"tickvals": names, "ticktext": [tick_label(i, texts[i]) for i in idx]}
+    step = -(-len(idx) // NUMBER_TICKS)
+    return {"tickvals": names[::step], "ticktext": [str(i + 1) for i in idx[::step]]}
+
+
+def block_outlines(blocks: list[tuple[int, int]]) -> list[dict]:
+    """A rectangle around each diagonal block (positions on the category axes are row indices)."""
+    return [{"type": "rect", "x0": a - 0.5, "x1": b + 0.5, "y0": a - 0.5, "y1": b + 0.5, "xref": "x", "yref": "y",
+             "line": {"color": "#222", "width": 1.5}, "fillcolor": "rgba(0,0,0,0)"} for a, b in blocks]
+
+
 def similarity_heatmap(embeddings: np.ndarray, texts: Sequence[str], *, order: str = "input",
                        height: int = 600, title: str | None = None) -> go.Figure:
     """Cosine-similarity heatmap of N sentences on a fixed [-1, 1] colour scale.
 
     Takes embeddings, not a precomputed matrix: an (N, N) matrix and (N, H) embeddings are
-    indistinguishable when N == H. `order`: "input" (table order) or "cluster" (groups as blocks).
+    indistinguishable when N == H. `order`: "input" (table order) or "cluster" (groups outlined as
+    blocks on the diagonal). Every cell's hover names both sentences in full, whatever the ticks show.
     """
     if embeddings.shape[0] != len(texts) or not texts:
         raise ValueError(f"need one embedding per sentence (got {embeddings.shape[0]} and {len(texts)})")
     similarity = cosine_similarity(embeddings)
     idx = row_order(similarity, order)
-    # Unique category names carry the full (escaped) sentence for the hover; ticks show short labels.
-    names = [f"{i + 1}: {hover_text(texts[i])}" for i in idx]
-    ticks = [tick_label(i, texts[i]) for i in idx]
-    z = similarity[np.ix_(idx, idx)]
+    names = [f"{i + 1}: {hover_text(texts[i])}" for i in idx]  # unique category names: the hover text
     heatmap = go.Heatmap(
-        z=z, x=names, y=names, zmin=SIMILARITY_RANGE[0], zmax=SIMILARITY_RANGE[1],
+        z=similarity[np.ix_(idx, idx)], x=names, y=names, zmin=SIMILARITY_RANGE[0], zmax=SIMILARITY_RANGE[1],
         colorscale=SIMILARITY_COLOURS, colorbar={"title": {"text": "cosine<br>(fixed -1…1)"}},
         hovertemplate="%{y}<br>vs<br>%{x}<br><b>cosine %{z:.3f}</b><extra></extra>",
         texttemplate="%{z:.2f}" if len(idx) <= CELL_TEXT_MAX else None,
     )
     fig = go.Figure(heatmap)
-    axis = {"tickmode": "array", "tickvals": names, "ticktext": ticks, "type": "category"}
-    suffix = ", clustered" if order == "cluster" else ""
+    axis = {"tickmode": "array", "type": "category", **heatmap_axis(names, idx, texts)}
+    blocks = cluster_blocks(similarity, idx) if order == "cluster" else []
+    suffix = f", clustered into {len(blocks)} outlined groups" if order == "cluster" else ""
     fig.update_layout(
         title=title or f"Cosine similarity of {len(idx)} sentences{suffix} (colour range fixed at -1…1)",
-        height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10}, shapes=block_outlines(blocks),
         xaxis={**axis, "tickangle": -45}, yaxis={**axis, "autorange": "reversed"},
     )
     return fig
@@ -121,15 +156,70 @@ def scatter_trace(coords: np.ndarray, dims: int, n_points: int, **kwargs) -> go.
     return trace(x=coords[:, 0], y=coords[:, 1], mode="markers", **kwargs)
 
 
+def faded(colour: str) -> str:
+    """A '#rrggbb' colour at REFERENCE_ALPHA, for background points that must not compete with the user's."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {REFERENCE_ALPHA})"
+
+
+@dataclass(frozen=True)
+class Background:
+    """Labelled reference points drawn underneath the user's (a fitted reference map)."""
+
+    coords: np.ndarray  # (R, dims)
+    hover: Sequence[str]
+    labels: Sequence[str | None]  # colour label per point, None: no colour (the other task's examples)
+
+
+def background_traces(ref: Background, colours: dict[str, str], dims: int, total: int) -> list:
+    """One faded trace per coloured label (no legend entry: the user's points carry it) and one grey
+    trace for the rest."""
+    labels = np.asarray([label or "" for label in ref.labels], dtype=object)
+    hover = np.asarray([hover_text(h) for h in ref.hover], dtype=object)
+    traces = []
+    for label in sorted(set(labels)):
+        idx = np.flatnonzero(labels == label)
+        colour = faded(colours[label]) if label in colours else REFERENCE_COLOUR
+        traces.append(scatter_trace(ref.coords[idx], dims, total, name=f"reference: {label or 'other'}",
+                                    showlegend=False, legendgroup=label or "reference", text=hover[idx].tolist(),
+                                    marker={"size": 4 if dims == 2 else 2.5, "color": colour},
+                                    hovertemplate="reference: %{text}<extra></extra>"))
+    return traces
+
+
+def region_annotations(ref: Background, dims: int) -> list[dict]:
+    """The label of each coloured region of the reference map, at the median of its points."""
+    labels = np.asarray([label or "" for label in ref.labels], dtype=object)
+    notes = []
+    for label in sorted(set(labels) - {""}):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < REGION_MIN_POINTS:
+            continue
+        centre = np.median(ref.coords[idx], axis=0)
+        note = {"text": f"<b>{html.escape(label, quote=False)}</b>", "showarrow": False, "opacity": 0.85,
+                "font": {"size": 11, "color": "#333"}, "bgcolor": "rgba(255,255,255,0.6)"}
+        keys = ("x", "y", "z")[:dims]
+        notes.append({**note, **{k: float(v) for k, v in zip(keys, centre, strict=True)}})
+    return notes
+
+
+def highlight_trace(coords: np.ndarray, dims: int, total: int) -> go.Scatter | go.Scattergl | go.Scatter3d:
+    """Rings around the points a search found."""
+    return scatter_trace(coords, dims, total, name="search results", hoverinfo="skip",
+                         marker={"size": 18 if dims == 2 else 9, "symbol": "circle-open", "color": "#000",
+                                 "line": {"width": 2.5, "color": "#000"}})
+
+
 def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: Sequence[str],
                        hover_extra: Sequence[str] | None = None, *, method: str, dims: int = 2,
                        height: int = 600, colour_map: dict[str, str] | None = None,
-                       reference_coords: np.ndarray | None = None,
-                       reference_hover: Sequence[str] | None = None) -> go.Figure:
+                       background: Background | None = None, highlight: np.ndarray | None = None) -> go.Figure:
     """Scatter of projected sentences, one trace (and legend entry) per colour label.
 
     hover_extra: a line per point (e.g. both predictions), already plain text; it is escaped here.
-    reference_*: optional grey background points (a fitted reference map) drawn underneath.
+    background: labelled reference points, faded in their label's colour, with the regions' labels drawn
+    at their centres. highlight: (M, dims) coordinates to ring (search results). The legend sits under
+    the plot, so however many entries it has, it never narrows the map.
     """
     if dims not in (2, 3) or coords.shape[1] < dims:
         raise ValueError(f"dims must be 2 or 3 and coords need that many columns (coords {coords.shape})")
@@ -138,25 +228,30 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
                          f"({coords.shape[0]}, {len(texts)}, {len(colour_labels)})")
     extra = [html.escape(h, quote=False) for h in hover_extra] if hover_extra else [""] * len(texts)
     hovers = [f"<b>{i + 1}</b>: {hover_text(t)}<br>{e}" for i, (t, e) in enumerate(zip(texts, extra, strict=True))]
-    total = len(texts) + (0 if reference_coords is None else len(reference_coords))
-    fig = go.Figure()
-    if reference_coords is not None:
-        ref_hover = [hover_text(h) for h in (reference_hover or [""] * len(reference_coords))]
-        fig.add_trace(scatter_trace(reference_coords, dims, total, name="reference sentences",
-                                    marker={"size": 4, "color": REFERENCE_COLOUR}, text=ref_hover,
-                                    hovertemplate="reference: %{text}<extra></extra>"))
+    total = len(texts) + (0 if background is None else len(background.coords))
+    all_labels = list(colour_labels) + ([label for label in background.labels if label] if background else [])
+    colours = label_colours(all_labels, colour_map)
+    fig = go.Figure(background_traces(background, colours, dims, total) if background else [])
     labels = np.asarray(colour_labels, dtype=object)
-    for label, colour in label_colours(colour_labels, colour_map).items():
+    for label in label_colours(colour_labels, colour_map):
         idx = np.flatnonzero(labels == label)
-        fig.add_trace(scatter_trace(coords[idx], dims, total, name=html.escape(label, quote=False),
-                                    marker={"size": 9 if dims == 2 else 5, "color": colour,
-                                            "line": {"width": 1, "color": "white"}},
+        fig.add_trace(scatter_trace(coords[idx], dims, total, name=html.escape(label, quote=False), legendgroup=label,
+                                    marker={"size": 9 if dims == 2 else 5, "color": colours[label],
+                                            "line": {"width": 1, "color": "#333" if dims == 3 else "white"}},
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
+    if highlight is not None and len(highlight):
+        fig.add_trace(highlight_trace(highlight, dims, total))
     title = "<br>".join(textwrap.wrap(html.escape(f"{len(texts)} sentences · {method}", quote=False), 70))
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 70, "b": 10},
-                      legend={"itemsizing": "constant"})
+                      legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": -0.02, "x": 0})
+    notes = region_annotations(background, dims) if background else []
     if dims == 2:
         # Projected axes carry no units; hide the numbers rather than suggest they mean something.
         fig.update_xaxes(showticklabels=False, title=None)
         fig.update_yaxes(showticklabels=False, title=None)
+        fig.update_layout(annotations=notes)
+    else:
+        axis = {"showticklabels": False, "title": {"text": ""}, "backgroundcolor": "#f4f4f4",
+                "gridcolor": "#d0d0d0", "showbackground": True}
+        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "annotations": notes})
     return fig

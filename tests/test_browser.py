@@ -78,7 +78,8 @@ def test_submit_fills_table_and_draws_both_plots(page):
     page.locator("#heatmap .heatmaplayer").first.wait_for()
     # Count the drawn sentences from plotly's own trace data: big maps are WebGL, without SVG points.
     drawn = page.evaluate("""() => document.querySelector('#map .js-plotly-plot').data
-        .filter(t => t.name !== 'reference sentences').reduce((n, t) => n + t.text.length, 0)""")
+        .filter(t => !t.name.startsWith('reference') && t.name !== 'search results')
+        .reduce((n, t) => n + t.text.length, 0)""")
     assert drawn == len(SENTENCES)
     assert "reference map" in page.locator("#map").inner_text()
     # For looking at after a run; the README's screenshots come from scripts/screenshots.py, never from tests.
@@ -114,6 +115,38 @@ def test_selecting_a_row_shows_its_details(page):
     page.locator("#predictions").get_by_text(SENTENCES[2]).click()
     page.wait_for_function("() => document.querySelector('#chooser input')?.value.startsWith('3:')")
     assert "Nearest reference sentences to #3" in page.locator("#neighbours-note").inner_text()
+
+
+def legend_entries(page) -> list[str]:
+    return page.evaluate("""() => document.querySelector('#map .js-plotly-plot').data
+        .filter(t => t.showlegend !== false).map(t => t.name)""")
+
+
+def test_search_lists_and_rings_the_most_similar_sentences(page):
+    page.locator("#query textarea, #query input").first.fill("my card was stolen")
+    page.locator("#search").click()
+    page.wait_for_function("() => document.querySelector('#hits')?.innerText.includes('reference')")
+    page.wait_for_function("""() => document.querySelector('#map .js-plotly-plot').data
+        .some(t => t.name === 'search results')""")
+    assert "search results" in legend_entries(page)
+
+
+def test_the_map_legend_summarises_300_sentences(page):
+    sentences = [f"{s} (variant {i})" for i in range(30) for s in SENTENCES]
+    analyse(page, "\n".join(sentences), "Analysed 300 sentences")
+    page.wait_for_function("""() => document.querySelector('#map .js-plotly-plot').data
+        .filter(t => !t.name.startsWith('reference')).reduce((n, t) => n + (t.text || []).length, 0) == 300""")
+    assert len(legend_entries(page)) <= 15
+    assert page.locator("#heatmap").get_by_text("first 300").count() == 0  # all 300 drawn, no subset note
+
+
+def test_clear_empties_the_box_the_table_and_the_plots(page):
+    page.locator("#clear").click()
+    page.wait_for_function("() => document.querySelector('#sentences textarea').value === ''")
+    page.wait_for_function("() => !document.querySelector('#map .js-plotly-plot')")
+    assert page.locator("#heatmap .js-plotly-plot").count() == 0
+    assert page.locator("#predictions").get_by_text(SENTENCES[0]).count() == 0
+    assert page.locator("#status").inner_text().strip() == ""
 
 
 def test_html_in_a_sentence_is_shown_as_text(page):

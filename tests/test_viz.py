@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from mtl_core.projection import UMAP_MIN_POINTS, pca, project
-from mtl_core.viz import (CELL_TEXT_MAX, SCATTERGL_FROM, SENTIMENT_COLOURS, cluster_order, cosine_similarity,
-                          projection_scatter, similarity_heatmap, tick_label)
+from mtl_core.viz import (CELL_TEXT_MAX, NUMBER_TICKS, SCATTERGL_FROM, SENTIMENT_COLOURS, TICK_LABELS_MAX, Background,
+                          cluster_blocks, cluster_order, cosine_similarity, projection_scatter, similarity_heatmap,
+                          tick_label)
 
 HTML = '<img src=x onerror="alert(1)"><b>bold</b>'
 
@@ -169,12 +170,73 @@ def test_scatter_3d_webgl_threshold_and_reference_background():
     coords = np.random.default_rng(0).normal(size=(n, 3))
     fig2 = projection_scatter(coords, ["s"] * n, ["a"] * n, method="m", dims=2)
     assert fig2.data[0].type == "scattergl"
-    ref = np.zeros((3, 3))
-    fig3 = projection_scatter(coords[:2], ["s", "t"], ["a", "b"], method="m", dims=3,
-                              reference_coords=ref, reference_hover=["[intent: x] r1", "r2", "r3"])
+    ref = Background(np.zeros((3, 3)), ["[intent: X] r1", "r2", "r3"], ["a", None, None])
+    fig3 = projection_scatter(coords[:2], ["s", "t"], ["a", "b"], method="m", dims=3, background=ref)
     types = [t.type for t in fig3.data]
-    assert types == ["scatter3d"] * 3 and fig3.data[0].name == "reference sentences"
-    assert fig3.data[0].text[0] == "[intent: x] r1"
+    assert types == ["scatter3d"] * 4  # two reference traces (coloured "a", uncoloured), then a and b
+    assert not fig3.data[0].showlegend and fig3.data[0].text[0] == "r2" and fig3.data[1].text[0] == "[intent: X] r1"
+    scene = fig3.to_dict()["layout"]["scene"]
+    assert scene["xaxis"]["showticklabels"] is False and scene["xaxis"]["showbackground"] is True
+
+
+# ---- views at 10, 300 and 2,000 sentences ------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [10, 300, 2000])
+def test_heatmap_tick_labels_only_while_readable(n):
+    texts = [f"sentence number {i} with a few words" for i in range(n)]
+    fig = similarity_heatmap(unit_rows(n), texts, order="cluster" if n <= 300 else "input")
+    ticks = fig.layout.xaxis.ticktext
+    if n <= TICK_LABELS_MAX:
+        assert len(ticks) == n and all(": sentence number" in t for t in ticks)
+    else:
+        assert len(ticks) <= NUMBER_TICKS and all(t.isdigit() for t in ticks)  # row numbers only
+    names = heatmap_trace(fig)["x"]
+    assert len(names) == n and "sentence number" in names[-1]  # the hover still holds every sentence
+
+
+def test_clustered_heatmap_outlines_its_groups():
+    x, groups = two_groups()
+    fig = similarity_heatmap(x, [f"s{i}" for i in range(8)], order="cluster")
+    blocks = [(sh.x0 + 0.5, sh.x1 - 0.5) for sh in fig.layout.shapes]
+    assert sorted(blocks) == [(0, 3), (4, 7)] and "2 outlined groups" in fig.layout.title.text
+    assert cluster_blocks(cosine_similarity(x), np.arange(2)) == []
+
+
+@pytest.mark.parametrize("n", [10, 300, 2000])
+def test_map_legend_lists_groups_not_every_label_and_reference_points_are_coloured(n):
+    from mtl_core.analysis import OUT_OF_SCOPE, colour_map
+    from mtl_core.intent_groups import INTENT_GROUPS, intent_group
+
+    rng = np.random.default_rng(0)
+    intents = [i for group in INTENT_GROUPS.values() for i in group]
+    labels = [OUT_OF_SCOPE if i % 17 == 0 else intent_group(intents[i % 77]) for i in range(n)]
+    ref_labels = [intent_group(intents[i % 77]) for i in range(616)] + [None] * 390
+    background = Background(rng.normal(size=(1006, 2)), ["r"] * 1006, ref_labels)
+    fig = projection_scatter(rng.normal(size=(n, 2)), ["s"] * n, labels, method="m", colour_map=colour_map("intent"),
+                             background=background, highlight=rng.normal(size=(3, 2)))
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert len(legend) <= len(INTENT_GROUPS) + 2  # the groups, out of scope, search results
+    assert "search results" in legend and fig.layout.legend.orientation == "h"  # under the plot, never beside
+    coloured = [t for t in fig.data if t.name.startswith("reference: ") and t.name != "reference: other"]
+    assert len(coloured) == len(INTENT_GROUPS) and all("rgba" in t.marker.color for t in coloured)
+    assert {a.text.strip("<b/>") for a in fig.layout.annotations} == set(INTENT_GROUPS)  # region labels
+
+
+def test_every_intent_has_exactly_one_group():
+    import json
+
+    from mtl_core.intent_groups import GROUP_OF, INTENT_GROUPS
+    from mtl_core.reference import from_csv
+    from mtl_core.settings import Settings
+
+    path = Settings.from_env().training_data_dir / "intent" / "labels.json"
+    grouped = [i for group in INTENT_GROUPS.values() for i in group]
+    assert len(grouped) == len(set(grouped)) == 77 and 8 <= len(INTENT_GROUPS) <= 12
+    if path.is_file():
+        assert set(json.loads(path.read_text())) == set(GROUP_OF)
+    refset = from_csv()
+    shipped = {label for source, label in zip(refset.sources, refset.labels, strict=True) if source == "intent"}
+    assert shipped == set(GROUP_OF)  # the shipped reference sentences use the same 77 ids
 
 
 def test_scatter_rejects_mismatched_inputs():

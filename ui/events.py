@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_table
+from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_table, pair_note
 from mtl_core.inputs import InputError
 from mtl_core.service import Service, guarded
 
@@ -45,6 +45,7 @@ def register_api(service: Service) -> None:
     gr.api(api_errors(service.embed), api_name="embed", **heavy)
     gr.api(api_errors(service.similarity), api_name="similarity", **heavy)
     gr.api(api_errors(service.projection), api_name="projection", **heavy)
+    gr.api(api_errors(service.search), api_name="search", **heavy)
 
 
 def model_queue(service: Service) -> dict:
@@ -83,7 +84,8 @@ class Events:
         choices = [(f"{i + 1}: {t[:80]}", i) for i, t in enumerate(analysis.texts)]
         summary = " ".join([escaped(analysis.summary(self.service.predictor.encoder.max_tokens))] + [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
         return {c.status: summary, c.session: session, c.table: analysis.table(),
-                c.chooser: gr.update(choices=choices, value=0), **self.details(session, 0), c.heatmap: heatmap,
+                c.chooser: gr.update(choices=choices, value=0), c.compare: gr.update(choices=choices),
+                **self.details(session, 0), c.heatmap: heatmap, c.hits: None,
                 **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"}),
                 c.embeddings: analysis.embedding_preview(), c.files: files}
 
@@ -114,12 +116,15 @@ class Events:
         """Empty the box and every view."""
         c = self.c
         return {c.text: "", c.status: "", c.session: None, c.table: None, c.chooser: gr.update(choices=[], value=None),
-                **{label: None for label in c.task_labels.values()}, c.scope_note: "", c.neighbours: None,
+                c.compare: gr.update(choices=[], value=None), c.pair: "", c.query: "", c.hits: None,
+                **{label: None for label in c.task_labels.values()}, c.scope_note: "",
+                **{table: None for table in c.neighbours.values()},
                 c.neighbours_note: "Nearest reference sentences", c.heatmap: None, c.map_plot: None, c.map_note: "",
                 c.embeddings: None, c.files: None}
 
     def details(self, session: Session | None, i: int | None) -> dict:
-        """Each task's top labels and the nearest reference sentences of sentence i."""
+        """Each task's top labels, the scope evidence, the nearest reference sentences per task of
+        sentence i, and i side by side with its most similar other sentence."""
         c = self.c
         if session is None or i is None:
             return {}
@@ -130,8 +135,29 @@ class Events:
         panels = {label: gr.update(value=analysis.label_scores(task, i),
                                    label=texts.task_title(task, analysis.predictions[i][task].rejected))
                   for task, label in c.task_labels.items()}
-        return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope),
-                c.neighbours: neighbours_table(neighbours), c.neighbours_note: note}
+        tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
+        partner = analysis.most_similar(i)
+        return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
+                c.neighbours_note: note, c.compare: partner,
+                c.pair: "" if partner is None else pair_note(analysis, i, partner)}
+
+    def pair(self, session: Session | None, i: int | None, j: int | None) -> dict:
+        if session is None or i is None or j is None:
+            return {}
+        return {self.c.pair: pair_note(session.analysis, i, j)}
+
+    def search(self, session: Session | None, query: str, colour_by: str, dims: int, use_reference: bool) -> dict:
+        """The sentences most like the query, listed and ringed on the map."""
+        c = self.c
+        if session is None:
+            gr.Warning("Analyse some sentences first; the search looks among them and the reference sentences.")
+            return {}
+        try:
+            session.hits = self.service.search_hits(session.analysis, query)
+        except InputError as err:
+            gr.Warning(escaped(str(err)))
+            return {}
+        return {c.hits: [h.row() for h in session.hits], **self.map_outputs(session, colour_by, dims, use_reference)}
 
     def select_row(self, session: Session | None, evt: gr.SelectData) -> dict:
         i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -139,7 +165,7 @@ class Events:
 
     def map_outputs(self, session: Session, colour_by: str, dims: int, use_reference: bool) -> dict:
         view = session.map(int(dims), self.service.builder, use_reference)
-        return {self.c.map_plot: map_figure(session.analysis, view, colour_by, int(dims)),
+        return {self.c.map_plot: map_figure(session.analysis, view, colour_by, int(dims), hits=session.hits),
                 self.c.map_note: f"**Map method:** {escaped(view.note)}"}
 
     def redraw_map(self, session: Session | None, colour_by: str, dims: int, use_reference: bool) -> dict:
@@ -152,8 +178,8 @@ class Events:
 
     def wire(self) -> None:
         c = self.c
-        details = [*c.task_labels.values(), c.scope_note, c.neighbours, c.neighbours_note]
-        views = [c.heatmap, c.map_plot, c.map_note]
+        details = [*c.task_labels.values(), c.scope_note, *c.neighbours.values(), c.neighbours_note, c.compare, c.pair]
+        views = [c.heatmap, c.map_plot, c.map_note, c.hits]
         everything = [c.status, c.session, c.table, c.chooser, *details, *views, c.embeddings, c.files]
         view_options = [c.order, c.colour_by, c.dims, c.use_reference]
         private = {"api_visibility": "private"}  # UI plumbing; the public API is registered in register_api
@@ -165,7 +191,11 @@ class Events:
                                          api_name="analyse_example", **heavy)
         c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *everything],
                         api_name="upload_and_analyse", **heavy)
-        c.clear.click(self.clear, None, [c.text, *everything], api_name="clear", **light)
+        c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
+        c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
+        search_inputs = [c.session, c.query, c.colour_by, c.dims, c.use_reference]
+        for trigger in (c.search.click, c.query.submit):
+            trigger(self.search, search_inputs, [c.hits, c.map_plot, c.map_note], api_name="search_button", **heavy)
         c.table.select(self.select_row, [c.session], [c.chooser, *details], **light)
         c.chooser.input(self.details, [c.session, c.chooser], details, **light)
         c.order.change(self.redraw_heatmap, [c.session, c.order], [c.heatmap], **light)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from mtl_core.analysis import NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS
+from mtl_core.analysis import NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS, SEARCH_HEADERS
 from mtl_core.records import table_headers
 from mtl_core.service import Service
 
@@ -34,10 +34,15 @@ class Components:
     chooser: gr.Dropdown
     task_labels: dict[str, gr.Label]
     scope_note: gr.Markdown
-    neighbours: gr.Dataframe
+    neighbours: dict[str, gr.Dataframe]
     neighbours_note: gr.Markdown
     order: gr.Radio
     heatmap: gr.Plot
+    compare: gr.Dropdown
+    pair: gr.Markdown
+    query: gr.Textbox
+    search: gr.Button
+    hits: gr.Dataframe
     colour_by: gr.Radio
     dims: gr.Radio
     use_reference: gr.Checkbox
@@ -84,8 +89,10 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
             scope_note = gr.Markdown(elem_id="scope-note")
         with gr.Column(scale=3):
             note = gr.Markdown("Nearest reference sentences", elem_id="neighbours-note")
-            neighbours = gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str", "str"],
-                                      interactive=False, wrap=True, show_label=False)
+            neighbours = {task: gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str"],
+                                             interactive=False, wrap=True, label=f"Nearest {task} examples",
+                                             column_widths=["12%", "25%", "63%"], elem_id=f"neighbours-{task}")
+                          for task in ("intent", "sentiment")}
     return {"chooser": chooser, "task_labels": task_labels, "scope_note": scope_note, "neighbours": neighbours,
             "neighbours_note": note}
 
@@ -96,6 +103,9 @@ def views_panel(tasks: list[str]) -> dict:
             order = gr.Radio([("input order", "input"), ("clustered", "cluster")], value="input",
                              label="Heatmap row order")
             heatmap = gr.Plot(label="Cosine similarity", elem_id="heatmap")
+            compare = gr.Dropdown(choices=[], label="Compare the selected sentence with", interactive=True,
+                                  elem_id="compare")
+            pair = gr.Markdown(elem_id="pair")
         with gr.Column():
             with gr.Row():
                 colour_by = gr.Radio(tasks, value=tasks[0], label="Colour by")
@@ -103,14 +113,27 @@ def views_panel(tasks: list[str]) -> dict:
                 use_reference = gr.Checkbox(value=True, label="Place on the reference map")
             map_plot = gr.Plot(label="Map", elem_id="map")
             map_note = gr.Markdown()
-    return {"order": order, "heatmap": heatmap, "colour_by": colour_by, "dims": dims,
-            "use_reference": use_reference, "map_plot": map_plot, "map_note": map_note}
+    return {"order": order, "heatmap": heatmap, "compare": compare, "pair": pair, "colour_by": colour_by,
+            "dims": dims, "use_reference": use_reference, "map_plot": map_plot, "map_note": map_note}
+
+
+def search_panel() -> dict:
+    with gr.Row():
+        query = gr.Textbox(label="Search: sentences most like…", placeholder="e.g. my card was stolen",
+                           scale=4, elem_id="query")
+        search = gr.Button("Search", scale=1, elem_id="search")
+    hits = gr.Dataframe(headers=SEARCH_HEADERS, datatype=["number", "str", "str", "str"], interactive=False,
+                        wrap=True, label="Most similar sentences (ringed on the map)", column_widths=["8%", "12%", "30%", "50%"],
+                        elem_id="hits")
+    return {"query": query, "search": search, "hits": hits}
 
 
 def downloads_panel() -> dict:
     with gr.Accordion("Embeddings and downloads", open=False):
         gr.Markdown(texts.PREVIEW_NOTE.format(dims=PREVIEW_DIMS))
-        embeddings = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, max_height=300, show_label=False)
+        embeddings = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, max_height=300, show_label=False,
+                                  wrap=True, column_widths=["4%", "30%"] + [f"{66 / (len(PREVIEW_HEADERS) - 2):.1f}%"]
+                                  * (len(PREVIEW_HEADERS) - 2))
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
     return {"embeddings": embeddings, "files": files}
 
@@ -121,8 +144,8 @@ def about_tab() -> None:
         gr.Markdown(texts.experiments_markdown(), elem_id="experiments")
         figures = sorted(texts.FIGURES.glob("*.png"))
         if figures:
-            gr.Gallery([str(f) for f in figures], columns=2, height="auto", label="Experiment figures",
-                       show_label=True)
+            gr.Gallery([str(f) for f in figures], columns=2, height="auto", object_fit="contain",
+                       label="Experiment figures (click one to see it whole)", show_label=True)
 
 
 def build_demo(service: Service, *, banner: str | None = None) -> gr.Blocks:
@@ -134,7 +157,7 @@ def build_demo(service: Service, *, banner: str | None = None) -> gr.Blocks:
             gr.Markdown(f"> ⚠️ **{banner}**", elem_id="untrained-banner")
         with gr.Tab("Analyse"):
             parts = {**input_panel(), **predictions_panel(labels), **details_panel(labels),
-                     **views_panel(list(labels)), **downloads_panel()}
+                     **views_panel(list(labels)), **search_panel(), **downloads_panel()}
         about_tab()
         components = Components(**parts)
         Events(service, components).wire()
