@@ -24,6 +24,7 @@ CELL_TEXT_MAX = 15  # print the value in each cell up to this many sentences
 SCATTERGL_FROM = 500  # WebGL scatter from this many points (SVG gets slow beyond)
 HOVER_WIDTH = 60  # characters per hover line
 HOVER_LIMIT = 400  # characters of a sentence shown in a hover (the table has the rest)
+REFERENCE_HOVER_LIMIT = 90  # reference points: ~1,000 of them travel with every map, so shorter hovers
 TICK_LABELS_MAX = 40  # sentence tick labels up to this many rows; row numbers beyond
 NUMBER_TICKS = 20  # at most this many row-number ticks
 BLOCK_DISTANCE = 0.6  # clustered heatmap: outline groups whose average cosine distance stays under this
@@ -34,14 +35,15 @@ PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repe
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a colour label
 REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
 REGION_MIN_POINTS = 5  # draw a region's label on the map from this many reference points
+REGION_SPACING = 0.12  # region labels closer than this share of the map's extent would overlap
 # The 10 intent topic groups (intent_groups.py), then sentiment: colours that stay apart from each other
 GROUP_PALETTE = qualitative.D3
 
 
-def hover_text(text: str) -> str:
+def hover_text(text: str, limit: int = HOVER_LIMIT) -> str:
     """Escaped, shortened and wrapped for a plotly hover box."""
-    if len(text) > HOVER_LIMIT:
-        text = text[:HOVER_LIMIT - 1] + "…"
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
     return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, HOVER_WIDTH) or [""])
 
 
@@ -175,7 +177,7 @@ def background_traces(ref: Background, colours: dict[str, str], dims: int, total
     """One faded trace per coloured label (no legend entry: the user's points carry it) and one grey
     trace for the rest."""
     labels = np.asarray([label or "" for label in ref.labels], dtype=object)
-    hover = np.asarray([hover_text(h) for h in ref.hover], dtype=object)
+    hover = np.asarray([hover_text(h, REFERENCE_HOVER_LIMIT) for h in ref.hover], dtype=object)
     traces = []
     for label in sorted(set(labels)):
         idx = np.flatnonzero(labels == label)
@@ -188,14 +190,20 @@ def background_traces(ref: Background, colours: dict[str, str], dims: int, total
 
 
 def region_annotations(ref: Background, dims: int) -> list[dict]:
-    """The label of each coloured region of the reference map, at the median of its points."""
+    """The label of each coloured region of the reference map, at the median of its points; largest
+    regions first, and a label whose place is taken (closer than REGION_SPACING of the map's extent to
+    one already placed) is left out rather than drawn over another."""
     labels = np.asarray([label or "" for label in ref.labels], dtype=object)
+    extent = float(np.ptp(ref.coords[:, :dims], axis=0).max()) or 1.0
+    placed: list[np.ndarray] = []
     notes = []
-    for label in sorted(set(labels) - {""}):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) < REGION_MIN_POINTS:
+    for label, size in Counter(label for label in labels if label).most_common():
+        if size < REGION_MIN_POINTS:
             continue
-        centre = np.median(ref.coords[idx], axis=0)
+        centre = np.median(ref.coords[labels == label], axis=0)
+        if any(np.linalg.norm(centre - other) < REGION_SPACING * extent for other in placed):
+            continue
+        placed.append(centre)
         note = {"text": f"<b>{html.escape(label, quote=False)}</b>", "showarrow": False, "opacity": 0.85,
                 "font": {"size": 11, "color": "#333"}, "bgcolor": "rgba(255,255,255,0.6)"}
         keys = ("x", "y", "z")[:dims]
@@ -254,4 +262,14 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
         axis = {"showticklabels": False, "title": {"text": ""}, "backgroundcolor": "#f4f4f4",
                 "gridcolor": "#d0d0d0", "showbackground": True}
         fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "annotations": notes})
+    return fig
+
+
+def placeholder_figure(message: str, height: int = 600) -> go.Figure:
+    """An empty figure with a message, shown before the first analysis: the page then loads plotly and
+    sets up WebGL while the user types, not after the first click (measured: benchmarks/browser.py)."""
+    fig = go.Figure(go.Scattergl(x=[], y=[], mode="markers"))
+    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
+                      annotations=[{"text": html.escape(message, quote=False), "showarrow": False,
+                                    "font": {"size": 14, "color": "#666"}}])
     return fig

@@ -4,7 +4,8 @@
 
 Starts `python app.py` on 127.0.0.1 (with the data folder's reference map when one is found), drives it
 in headless Debian chromium through Playwright, and writes full-page screenshots of 10 and of 300
-analysed sentences: OUT/screenshot.png and OUT/screenshot_300.png.
+analysed sentences and of a search among the 300: OUT/screenshot.png, OUT/screenshot_300.png and
+OUT/screenshot_search.png.
 """
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def shoot(page, sentences: list[str], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def search(page, query: str, path: Path) -> None:
+    page.locator("#query textarea").fill(query)
+    page.locator("#search").click()
+    page.wait_for_function("() => document.querySelector('#hits')?.innerText.includes('cosine')")
+    page.wait_for_function("() => document.querySelector('#map .js-plotly-plot').data.some(t => t.name === 'search results')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir)
@@ -71,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_timeout(5000)
         shoot(page, TEN, args.out / "screenshot.png")
         shoot(page, many_sentences(data_dir, 300), args.out / "screenshot_300.png")
+        search(page, "my card was stolen", args.out / "screenshot_search.png")
         browser.close()
     return 0
 

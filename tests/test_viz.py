@@ -211,7 +211,10 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
     intents = [i for group in INTENT_GROUPS.values() for i in group]
     labels = [OUT_OF_SCOPE if i % 17 == 0 else intent_group(intents[i % 77]) for i in range(n)]
     ref_labels = [intent_group(intents[i % 77]) for i in range(616)] + [None] * 390
-    background = Background(rng.normal(size=(1006, 2)), ["r"] * 1006, ref_labels)
+    centres = {group: 10 * np.array([np.cos(a), np.sin(a)]) for group, a in
+               zip(INTENT_GROUPS, np.linspace(0, 2 * np.pi, len(INTENT_GROUPS), endpoint=False), strict=True)}
+    ref_coords = np.stack([centres[g] if g else np.zeros(2) for g in ref_labels]) + rng.normal(size=(1006, 2))
+    background = Background(ref_coords, ["r"] * 1006, ref_labels)
     fig = projection_scatter(rng.normal(size=(n, 2)), ["s"] * n, labels, method="m", colour_map=colour_map("intent"),
                              background=background, highlight=rng.normal(size=(3, 2)))
     legend = [t.name for t in fig.data if t.showlegend is not False]
@@ -220,6 +223,14 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
     coloured = [t for t in fig.data if t.name.startswith("reference: ") and t.name != "reference: other"]
     assert len(coloured) == len(INTENT_GROUPS) and all("rgba" in t.marker.color for t in coloured)
     assert {a.text.strip("<b/>") for a in fig.layout.annotations} == set(INTENT_GROUPS)  # region labels
+
+
+def test_region_labels_that_would_overlap_are_left_out():
+    background = Background(np.zeros((20, 2)) + np.r_[[[0, 0]] * 10, [[0.01, 0]] * 10], ["r"] * 20,
+                            ["big"] * 10 + ["small"] * 10)
+    background.coords[0] = [5, 5]  # give the map an extent
+    fig = projection_scatter(np.zeros((2, 2)), ["a", "b"], ["big", "small"], method="m", background=background)
+    assert [a.text for a in fig.layout.annotations] == ["<b>big</b>"]
 
 
 def test_every_intent_has_exactly_one_group():

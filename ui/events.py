@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .layout import Components
 
 
+PROGRESS_FROM = 100  # sentences; smaller requests answer before a progress bar would be read
+
+
 def escaped(message: str) -> str:
     """User-controlled text (file names, sentences) shown in Markdown or toasts must stay text."""
     return html.escape(message, quote=False)
@@ -65,29 +68,40 @@ class Events:
     # ---- handlers --------------------------------------------------------------------------------
 
     def analyse(self, text: str, order: str, colour_by: str, dims: int, use_reference: bool,
-                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict:
+                progress: gr.Progress = gr.Progress()) -> dict:
+        """The table and both figures; the details panel and the files follow in their own steps, so the
+        views appear first. A progress bar only for requests long enough to need one (each update is a
+        message to the browser: measured, they cost more than they tell on a 10-sentence request)."""
         c = self.c
         try:
             sentences = self.service.sentences(text)
         except InputError as err:
             gr.Warning(escaped(str(err)))
             return {c.status: escaped(f"⚠️ {err}")}  # every other view keeps the last results
-        progress(0.05, desc="Embedding and predicting")
+        report = progress if len(sentences) >= PROGRESS_FROM else lambda *_args, **_kwargs: None
+        report(0.05, desc="Embedding and predicting")
         session = Session(self.service.run_sentences(sentences))
         analysis = session.analysis
-        progress(0.6, desc="Similarity heatmap")
+        report(0.6, desc="Similarity heatmap")
         heatmap, heatmap_error = guarded("heatmap", heatmap_figure, analysis, order)
-        progress(0.7, desc="Map")
+        report(0.7, desc="Map")
         map_outputs, map_error = guarded("map", self.map_outputs, session, colour_by, dims, use_reference)
-        progress(0.9, desc="Files")
-        files = [str(p) for p in analysis.write_downloads(self.service.downloads.new_folder())]
         choices = [(f"{i + 1}: {t[:80]}", i) for i, t in enumerate(analysis.texts)]
-        summary = " ".join([escaped(analysis.summary(self.service.predictor.encoder.max_tokens))] + [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
+        summary = " ".join([escaped(analysis.summary(self.service.predictor.encoder.max_tokens))] +
+                           [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
         return {c.status: summary, c.session: session, c.table: analysis.table(),
-                c.chooser: gr.update(choices=choices, value=0), c.compare: gr.update(choices=choices),
-                **self.details(session, 0), c.heatmap: heatmap, c.hits: None,
-                **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"}),
-                c.embeddings: analysis.embedding_preview(), c.files: files}
+                c.chooser: gr.update(choices=choices, value=0), c.compare: gr.update(choices=choices, value=None),
+                c.heatmap: heatmap, c.hits: None, **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"})}
+
+    def after_analyse(self, session: Session | None) -> dict:
+        """The details of the first sentence, the embedding preview and the download files: made once the
+        views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences)."""
+        if session is None:
+            return {}
+        analysis = session.analysis
+        paths = analysis.write_downloads(self.service.downloads.new_folder())
+        return {**self.details(session, 0), self.c.embeddings: analysis.embedding_preview(),
+                self.c.files: [str(p) for p in paths]}
 
     def upload(self, path: str | None, *view_options) -> dict:
         """Read an uploaded file into the textbox (so what gets analysed is visible) and analyse it."""
@@ -179,18 +193,20 @@ class Events:
     def wire(self) -> None:
         c = self.c
         details = [*c.task_labels.values(), c.scope_note, *c.neighbours.values(), c.neighbours_note, c.compare, c.pair]
-        views = [c.heatmap, c.map_plot, c.map_note, c.hits]
-        everything = [c.status, c.session, c.table, c.chooser, *details, *views, c.embeddings, c.files]
+        views = [c.status, c.session, c.table, c.chooser, c.compare, c.heatmap, c.map_plot, c.map_note, c.hits]
+        everything = [*views, *details, c.embeddings, c.files]
         view_options = [c.order, c.colour_by, c.dims, c.use_reference]
         private = {"api_visibility": "private"}  # UI plumbing; the public API is registered in register_api
         heavy = {**private, **model_queue(self.service)}
         light = {**private, "concurrency_limit": None}  # reads the stored analysis only: never queue behind the model
 
-        c.run.click(self.analyse, [c.text, *view_options], everything, api_name="analyse_button", **heavy)
-        c.examples.load_input_event.then(self.analyse, [c.text, *view_options], everything,
-                                         api_name="analyse_example", **heavy)
-        c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *everything],
-                        api_name="upload_and_analyse", **heavy)
+        after = {"fn": self.after_analyse, "inputs": [c.session], "outputs": [*details, c.embeddings, c.files], **light}
+        c.run.click(self.analyse, [c.text, *view_options], views, api_name="analyse_button",
+                    **heavy).then(api_name="after_button", **after)
+        c.examples.load_input_event.then(self.analyse, [c.text, *view_options], views, api_name="analyse_example",
+                                         **heavy).then(api_name="after_example", **after)
+        c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *views],
+                        api_name="upload_and_analyse", **heavy).then(api_name="after_upload", **after)
         c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
         c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
         search_inputs = [c.session, c.query, c.colour_by, c.dims, c.use_reference]

@@ -11,6 +11,7 @@ import gradio as gr
 
 from mtl_core.analysis import NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS, SEARCH_HEADERS
 from mtl_core.records import table_headers
+from mtl_core.viz import placeholder_figure
 from mtl_core.service import Service
 
 from . import texts
@@ -102,7 +103,8 @@ def views_panel(tasks: list[str]) -> dict:
         with gr.Column():
             order = gr.Radio([("input order", "input"), ("clustered", "cluster")], value="input",
                              label="Heatmap row order")
-            heatmap = gr.Plot(label="Cosine similarity", elem_id="heatmap")
+            heatmap = gr.Plot(placeholder_figure("The cosine similarity of your sentences appears here", 650),
+                              label="Cosine similarity", elem_id="heatmap")
             compare = gr.Dropdown(choices=[], label="Compare the selected sentence with", interactive=True,
                                   elem_id="compare")
             pair = gr.Markdown(elem_id="pair")
@@ -111,7 +113,8 @@ def views_panel(tasks: list[str]) -> dict:
                 colour_by = gr.Radio(tasks, value=tasks[0], label="Colour by")
                 dims = gr.Radio([("2-D", 2), ("3-D", 3)], value=2, label="Dimensions")
                 use_reference = gr.Checkbox(value=True, label="Place on the reference map")
-            map_plot = gr.Plot(label="Map", elem_id="map")
+            map_plot = gr.Plot(placeholder_figure("Your sentences, placed on a map of labelled examples, appear here", 650),
+                               label="Map", elem_id="map")
             map_note = gr.Markdown()
     return {"order": order, "heatmap": heatmap, "compare": compare, "pair": pair, "colour_by": colour_by,
             "dims": dims, "use_reference": use_reference, "map_plot": map_plot, "map_note": map_note}

@@ -1,0 +1,154 @@
+"""Browser speed: click on Analyse -> every view drawn, in headless Debian chromium (Playwright), next to
+the same request through gradio_client's /analyse in the same run.
+
+    python -m benchmarks.browser [--sizes 10,300,1000] [--repeats 5] [--quick] [--out FILE]
+
+Starts `python app.py` (with the data folder's reference map when there is one), waits until the map is
+on the reference map, then for each size: `repeats` requests of sentences the app has never seen,
+each timed from the click to (a) the status line saying "Analysed N" (the outputs have arrived) and
+(b) both plots drawn with the new figures; then the same number of /analyse calls through gradio_client.
+Also the first Analyse on a fresh page, the figure JSON per view, and the server-side cost of each UI
+output (built in this process on the same sentences). Writes benchmarks/browser_results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.app_process import AppProcess
+from benchmarks.run import fresh_sentences, load_sentences
+from mtl_core.settings import ROOT, Settings
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 120_000
+DRAWN = """([n, shown]) => {
+  const title = id => document.querySelector(`#${id} .js-plotly-plot .gtitle`)?.textContent || '';
+  return title('map').startsWith(`${n} sentences`) && title('heatmap').includes(`${shown} sentences`)
+         ? performance.now() : false; }"""
+ARRIVED = """([want]) => document.querySelector('#status')?.innerText.includes(want) ? performance.now() : false"""
+
+
+def click_to_drawn(page, sentences: list[str]) -> dict[str, float]:
+    """ms from the click to the outputs' arrival and to both plots drawn."""
+    page.locator("#clear").click()
+    page.wait_for_function("() => !document.querySelector('#map .js-plotly-plot')")
+    page.locator("#sentences textarea").fill("\n".join(sentences))
+    start = page.evaluate("() => { document.querySelector('#analyse').click(); return performance.now(); }")
+    n = len(sentences)
+    arrived = page.wait_for_function(ARRIVED, arg=[f"Analysed {n:,} sentence"], timeout=TIMEOUT_MS).json_value()
+    drawn = page.wait_for_function(DRAWN, arg=[n, min(n, 300)], timeout=TIMEOUT_MS).json_value()
+    return {"arrived_ms": arrived - start, "drawn_ms": drawn - start}
+
+
+def api_ms(client, sentences: list[str]) -> float:
+    start = time.perf_counter()
+    client.predict("\n".join(sentences), api_name="/analyse")
+    return (time.perf_counter() - start) * 1000
+
+
+def server_side_costs(sentences: list[str]) -> dict[str, float]:
+    """ms and bytes of each UI output, built in this process from one analysis of the sentences."""
+    from mtl_core.analysis import Analysis, Session, heatmap_figure, map_figure
+    from mtl_core.predictor import Predictor
+
+    predictor = Predictor.load()
+    analysis = Analysis.run(predictor, sentences)
+    session = Session(analysis)
+    timings, sizes = {}, {}
+    for name, build in (("heatmap", lambda: heatmap_figure(analysis, "input")),
+                        ("map (own UMAP)", lambda: map_figure(analysis, session.map(2, None, False), "intent", 2)),
+                        ("table", analysis.table), ("embedding preview", analysis.embedding_preview),
+                        ("downloads", lambda: analysis.write_downloads(Path(tempfile.mkdtemp())))):
+        start = time.perf_counter()
+        out = build()
+        timings[name] = round((time.perf_counter() - start) * 1000, 1)
+        if hasattr(out, "to_json"):
+            sizes[name] = len(out.to_json())
+        elif name in ("table", "embedding preview"):
+            sizes[name] = len(json.dumps(out))
+    return {"build_ms": timings, "json_bytes": sizes}
+
+
+def measure(url: str, texts: list[str], sizes: list[int], repeats: int) -> dict:
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    client = Client(url, verbose=False, download_files=False)
+    offset, results = 100_000, {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#analyse")
+        first = click_to_drawn(page, fresh_sentences(texts, offset, sizes[0]))
+        offset += sizes[0]
+        for size in sizes:
+            runs, api = [], []
+            for _ in range(repeats):
+                runs.append(click_to_drawn(page, fresh_sentences(texts, offset, size)))
+                api.append(api_ms(client, fresh_sentences(texts, offset + size, size)))
+                offset += 2 * size
+            results[str(size)] = {
+                "arrived_p50_ms": round(statistics.median(r["arrived_ms"] for r in runs)),
+                "drawn_p50_ms": round(statistics.median(r["drawn_ms"] for r in runs)),
+                "drawn_runs_ms": [round(r["drawn_ms"]) for r in runs],
+                "api_analyse_p50_ms": round(statistics.median(api)), "repeats": repeats}
+        browser.close()
+    return {"first_on_fresh_page": {k: round(v) for k, v in first.items()}, "sizes": results}
+
+
+def wait_for_reference_map(client_url: str, timeout_s: float = 240) -> None:
+    from gradio_client import Client
+
+    client, deadline = Client(client_url, verbose=False), time.monotonic() + timeout_s
+    while "reference map" not in client.predict("probe", api_name="/projection")["method"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the reference map was not ready in time")
+        time.sleep(3)
+
+
+def markdown(report: dict) -> str:
+    lines = ["| sentences | click -> outputs arrived, p50 ms | click -> all views drawn, p50 ms | /analyse via "
+             "gradio_client, p50 ms | runs (drawn, ms) |", "|---|---|---|---|---|"]
+    for n, r in report["browser"]["sizes"].items():
+        lines.append(f"| {n} | {r['arrived_p50_ms']} | **{r['drawn_p50_ms']}** | {r['api_analyse_p50_ms']} | "
+                     f"{', '.join(map(str, r['drawn_runs_ms']))} |")
+    first = report["browser"]["first_on_fresh_page"]
+    lines.append(f"\nFirst Analyse on a fresh page ({report['sizes'][0]} sentences): outputs {first['arrived_ms']} ms, "
+                 f"drawn {first['drawn_ms']} ms.\n\nServer-side cost of each UI output at the largest size "
+                 f"({report['sizes'][-1]} sentences), ms / JSON bytes:")
+    costs = report["server_side"]
+    lines += [f"- {name}: {ms} ms" + (f", {costs['json_bytes'][name]:,} bytes" if name in costs["json_bytes"] else "")
+              for name, ms in costs["build_ms"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.browser", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,300,1000")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="10 and 30 sentences, 2 repeats: checks that it runs")
+    parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "browser_results.json")
+    args = parser.parse_args(argv)
+    sizes, repeats = ([10, 30], 2) if args.quick else ([int(s) for s in args.sizes.split(",")], args.repeats)
+    texts = load_sentences(args.data_dir, None)
+    log = Path(tempfile.gettempdir()) / "mtl_browser_benchmark_app.log"
+    with AppProcess(log, ["--data-dir", str(args.data_dir)]) as app:
+        app.wait_serving()
+        wait_for_reference_map(app.url)
+        report = {"command": " ".join(["python", "-m", "benchmarks.browser", *sys.argv[1:]]), "sizes": sizes,
+                  "browser": measure(app.url, texts, sizes, repeats)}
+    report["server_side"] = server_side_costs(fresh_sentences(texts, 0, sizes[-1]))
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
