@@ -98,6 +98,14 @@ class MultiTaskModel(nn.Module):
         inputs = HeadInputs(pooled, token_states, attention_mask)
         return {task: self.heads[task](inputs) for task in self._check_tasks(tasks)}
 
+    def logits_from_embeddings(self, embeddings: torch.Tensor, attention_mask: torch.Tensor,
+                               task: str) -> torch.Tensor:
+        """One head's logits from input embeddings (what encoder.bert.embeddings makes of input_ids), by the
+        layers forward() runs for that head: (B, T, H) -> (B, num_labels). Attribution methods
+        (explain.py) differentiate through it with respect to the embeddings, which ids do not allow."""
+        shared = self.encoder.hidden_states(None, attention_mask, last_layer=self.split, hidden=embeddings)
+        return self.heads_from_shared(shared, attention_mask, self._check_tasks([task]))[task]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 tasks: list[str] | None = None) -> MultiTaskOutput:
         shared = self.shared_states(input_ids, attention_mask)
