@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .encoder import SentenceEncoder, check_sentences
+from .explain import DEFAULT_METHOD, Explanation, explain
 from .model import MultiTaskModel
 from .records import Prediction, predictions
 from .scope import ScopeConfig, ScopeDetector
@@ -186,3 +187,9 @@ class Predictor:
 
     def predict(self, sentences: list[str], show_progress: bool = False) -> list[Prediction]:
         return predictions(self.run(sentences, show_progress=show_progress))
+
+    def explain(self, sentences: list[str], task: str, label: str | None = None,
+                method: str = DEFAULT_METHOD) -> list[Explanation]:
+        """A score per word of each sentence for `task`'s `label` (None: the predicted one): > 0 pushes
+        towards it. Methods and their measured faithfulness: mtl_core/explain.py, benchmarks/explain.py."""
+        return explain(self.model, self.encoder, sentences, task, label, method)

@@ -25,6 +25,7 @@ from .settings import Settings
 from .viz import ROW_ORDERS, cosine_similarity, row_order
 
 log = logging.getLogger(__name__)
+EXPLAIN_MAX = 20  # sentences per /explain request: each costs one batch of its leave-one-word-out variants
 DOWNLOAD_MAX_AGE_S = 600  # Gradio copies returned files into its own cache at once; ours can go soon
 
 
@@ -134,7 +135,21 @@ class Service:
         sentences = self.sentences(text)
         return self.projection_payload(sentences, self.predictor.embed(sentences), dims, reference)
 
-    def search(self, text: str, query: str, k: int = SEARCH_K) -> list[dict]:
+    def explain(self, text: str, task: str = "intent", label: str = "") -> list[dict]:
+        """Why each sentence (one per line, at most EXPLAIN_MAX) gets `task`'s label ("intent" or
+        "sentiment"), or the label asked for (a label id such as "card_arrival"; empty: the predicted
+        one): [{"text", "task", "label", "probability", "method", "unit", "truncated", "words": [{"word",
+        "start", "end", "score"}]}]; a score > 0 pushes towards the label."""
+        sentences = self.sentences(text)
+        if len(sentences) > EXPLAIN_MAX:
+            raise InputError(f"/explain takes at most {EXPLAIN_MAX} sentences per request, got {len(sentences):,}")
+        try:
+            found = self.predictor.explain(sentences, task, label or None)
+        except ValueError as err:  # an unknown task or label: the message lists the valid ones
+            raise InputError(str(err)) from err
+        return [e.to_api() for e in found]
+
+    def search(self, text: str, query: str = "", k: int = SEARCH_K) -> list[dict]:
         """The k sentences most similar to `query`, among the text's sentences (one per line) and, once it
         is ready, the reference set: [{"cosine", "source" ("yours" or "reference"), "index", "text",
         "labels"}], most similar first."""

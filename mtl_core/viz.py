@@ -273,3 +273,23 @@ def placeholder_figure(message: str, height: int = 600) -> go.Figure:
                       annotations=[{"text": html.escape(message, quote=False), "showarrow": False,
                                     "font": {"size": 14, "color": "#666"}}])
     return fig
+
+
+TOWARDS, AWAY = (27, 158, 119), (217, 95, 2)  # green: pushes towards the label; orange: away from it
+
+
+def word_highlights(text: str, spans: Sequence[tuple[int, int]], scores: Sequence[float]) -> str:
+    """HTML of `text` with each word's background coloured by its score (diverging: green > 0, orange < 0,
+    opacity by |score| relative to the sentence's largest); the text between words is kept as typed.
+    Everything is escaped: a sentence with HTML in it stays text."""
+    largest = max((abs(x) for x in scores), default=0.0) or 1.0
+    parts, end = [], 0
+    for (start, stop), score in zip(spans, scores, strict=True):
+        parts.append(html.escape(text[end:start]))
+        r, g, b = TOWARDS if score >= 0 else AWAY
+        alpha = 0.08 + 0.72 * abs(score) / largest
+        parts.append(f'<span style="background: rgba({r},{g},{b},{alpha:.2f}); border-radius: 3px; padding: 0 2px" '
+                     f'title="{score:+.3f}">{html.escape(text[start:stop])}</span>')
+        end = stop
+    parts.append(html.escape(text[end:]))
+    return "".join(parts)

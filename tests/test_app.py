@@ -10,8 +10,9 @@ from conftest import rest_call
 pytest_plugins = ["app_server"]
 pytestmark = [pytest.mark.app, pytest.mark.integration]
 
-ENDPOINTS = {"/analyse": ["text", "order", "dims", "reference"], "/predict": ["text"], "/embed": ["text"], "/similarity": ["text", "order"],
-             "/projection": ["text", "dims", "reference"]}
+ENDPOINTS = {"/analyse": ["text", "order", "dims", "reference"], "/predict": ["text"], "/embed": ["text"],
+             "/similarity": ["text", "order"], "/projection": ["text", "dims", "reference"],
+             "/search": ["text", "query", "k"], "/explain": ["text", "task", "label"]}
 SENTENCES = ["My card still hasn't arrived.", "I love this app!", "Why was I charged twice?"]
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)> & <b>bold</b>'
 
@@ -99,6 +100,32 @@ def test_projection_of_own_sentences_names_its_method(client, reference_ready, n
     out = client.predict(text, 3, False, api_name="/projection")
     assert np.asarray(out["coords"]).shape == (n, 3)
     assert out["method"].startswith(expected), out["method"]
+
+
+def test_explain_returns_word_scores_for_the_label(client):
+    [record] = client.predict("How do I change my PIN?", "intent", api_name="/explain")
+    assert record["label"] == "change_pin" and record["method"] == "occlusion"
+    words = [w["word"] for w in record["words"]]
+    assert words == ["How", "do", "I", "change", "my", "PIN", "?"]
+    text = "How do I change my PIN?"
+    assert all(text[w["start"]:w["end"]] == w["word"] for w in record["words"])
+    [other] = client.predict(text, "intent", "card_arrival", api_name="/explain")
+    assert other["label"] == "card_arrival" and other["probability"] < record["probability"]
+
+
+@pytest.mark.parametrize("task, label, message", [("topic", "", "intent"), ("intent", "no_such_label", "card_arrival"),
+                                                  ("sentiment", "angry", "negative")])
+def test_explain_bad_task_or_label_lists_the_valid_ones(client, task, label, message):
+    with pytest.raises(AppError, match=message):
+        client.predict("hello", task, label, api_name="/explain")
+    with pytest.raises(AppError, match="at most 20"):
+        client.predict("x\n" * 21, api_name="/explain")
+
+
+def test_search_finds_the_closest_sentence(client):
+    hits = client.predict("\n".join(SENTENCES), "where is my card", 2, api_name="/search")
+    assert len(hits) == 2 and hits[0]["cosine"] >= hits[1]["cosine"]
+    assert any(h["text"] == SENTENCES[0] for h in hits) or hits[0]["source"] == "reference"
 
 
 @pytest.mark.parametrize("text, message", [("", "no sentences"), (" \n\t\n", "no sentences"),

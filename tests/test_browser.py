@@ -111,10 +111,13 @@ def test_an_out_of_scope_sentence_is_marked_in_the_table_and_its_details(page):
     assert page.get_by_text("NONE of the intents").count() >= 1  # the top-5 panel says so too
 
 
-def test_selecting_a_row_shows_its_details(page):
+def test_selecting_a_row_shows_its_details_and_why(page):
     page.locator("#predictions").get_by_text(SENTENCES[2]).click()
     page.wait_for_function("() => document.querySelector('#chooser input')?.value.startsWith('3:')")
     assert "Nearest reference sentences to #3" in page.locator("#neighbours-note").inner_text()
+    for task in ("intent", "sentiment"):  # the sentence twice, its words coloured by their push
+        page.wait_for_function(f"() => document.querySelector('#explain-{task}')?.innerText.includes('charged twice')")
+        assert page.locator(f"#explain-{task} span[title]").count() == len(SENTENCES[2].split()) + 1  # + the "."
 
 
 def legend_entries(page) -> list[str]:

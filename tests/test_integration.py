@@ -86,3 +86,15 @@ def test_shipped_checkpoint_rejects_obvious_out_of_scope_sentences_and_accepts_b
     found = shipped.predict(outside + inside)
     assert [p["intent"].in_scope for p in found] == [False] * len(outside) + [True] * len(inside)
     assert all(p["sentiment"].in_scope is None for p in found)
+
+
+def word_score(explanation, word: str) -> float:
+    return explanation.scores[explanation.words.index(word)]
+
+
+def test_explanations_point_at_the_words_that_carry_the_label(shipped):
+    [love] = shipped.explain(["I love this card"], "sentiment")
+    assert love.label == "positive" and word_score(love, "love") > 0
+    assert word_score(love, "love") == max(love.scores)
+    [pin] = shipped.explain(["How do I change my PIN?"], "intent")
+    assert pin.label == "change_pin" and word_score(pin, "PIN") > 0

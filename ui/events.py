@@ -12,8 +12,10 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_table, pair_note
+from mtl_core.records import readable_label
 from mtl_core.inputs import InputError
 from mtl_core.service import Service, guarded
+from mtl_core.viz import word_highlights
 
 from . import texts
 
@@ -49,6 +51,7 @@ def register_api(service: Service) -> None:
     gr.api(api_errors(service.similarity), api_name="similarity", **heavy)
     gr.api(api_errors(service.projection), api_name="projection", **heavy)
     gr.api(api_errors(service.search), api_name="search", **heavy)
+    gr.api(api_errors(service.explain), api_name="explain", **heavy)
 
 
 def model_queue(service: Service) -> dict:
@@ -132,6 +135,7 @@ class Events:
         return {c.text: "", c.status: "", c.session: None, c.table: None, c.chooser: gr.update(choices=[], value=None),
                 c.compare: gr.update(choices=[], value=None), c.pair: "", c.query: "", c.hits: None,
                 **{label: None for label in c.task_labels.values()}, c.scope_note: "",
+                **{box: "" for box in c.explanations.values()},
                 **{table: None for table in c.neighbours.values()},
                 c.neighbours_note: "Nearest reference sentences", c.heatmap: None, c.map_plot: None, c.map_note: "",
                 c.embeddings: None, c.files: None}
@@ -152,8 +156,27 @@ class Events:
         tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
         partner = analysis.most_similar(i)
         return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
+                **{c.explanations[task]: self.explanation(analysis.texts[i], task) for task in c.explanations},
                 c.neighbours_note: note, c.compare: partner,
                 c.pair: "" if partner is None else pair_note(analysis, i, partner)}
+
+    def explanation(self, text: str, task: str, label: str | None = None) -> str:
+        """HTML: the sentence coloured by each word's push towards `task`'s label (None: the predicted one)."""
+        [found] = self.service.predictor.explain([text], task, label)
+        return (texts.explanation_title(task, readable_label(found.label), found.probability) +
+                word_highlights(text, found.spans, found.scores))
+
+    def explain_label(self, session: Session | None, i: int | None, evt: gr.SelectData) -> dict:
+        """A label clicked in a top list: explain that label instead of the predicted one."""
+        if session is None or i is None:
+            return {}
+        for task, component in self.c.task_labels.items():
+            if evt.target is component:
+                ids = {readable_label(label): label for label in session.analysis.labels[task]}
+                label = ids.get(str(evt.value))
+                if label is not None:
+                    return {self.c.explanations[task]: self.explanation(session.analysis.texts[i], task, label)}
+        return {}
 
     def pair(self, session: Session | None, i: int | None, j: int | None) -> dict:
         if session is None or i is None or j is None:
@@ -192,7 +215,8 @@ class Events:
 
     def wire(self) -> None:
         c = self.c
-        details = [*c.task_labels.values(), c.scope_note, *c.neighbours.values(), c.neighbours_note, c.compare, c.pair]
+        details = [*c.task_labels.values(), c.scope_note, *c.explanations.values(), *c.neighbours.values(),
+                   c.neighbours_note, c.compare, c.pair]
         views = [c.status, c.session, c.table, c.chooser, c.compare, c.heatmap, c.map_plot, c.map_note, c.hits]
         everything = [*views, *details, c.embeddings, c.files]
         view_options = [c.order, c.colour_by, c.dims, c.use_reference]
@@ -209,6 +233,8 @@ class Events:
                         api_name="upload_and_analyse", **heavy).then(api_name="after_upload", **after)
         c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
         c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
+        for label in c.task_labels.values():
+            label.select(self.explain_label, [c.session, c.chooser], list(c.explanations.values()), **heavy)
         search_inputs = [c.session, c.query, c.colour_by, c.dims, c.use_reference]
         for trigger in (c.search.click, c.query.submit):
             trigger(self.search, search_inputs, [c.hits, c.map_plot, c.map_note], api_name="search_button", **heavy)

@@ -35,6 +35,7 @@ class Components:
     chooser: gr.Dropdown
     task_labels: dict[str, gr.Label]
     scope_note: gr.Markdown
+    explanations: dict[str, gr.HTML]
     neighbours: dict[str, gr.Dataframe]
     neighbours_note: gr.Markdown
     order: gr.Radio
@@ -88,14 +89,16 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
             task_labels = {task: gr.Label(num_top_classes=min(5, len(names)), label=texts.task_title(task))
                            for task, names in labels.items()}
             scope_note = gr.Markdown(elem_id="scope-note")
+            gr.Markdown(texts.EXPLAIN_GUIDE, elem_id="explain-guide")
+            explanations = {task: gr.HTML(elem_id=f"explain-{task}") for task in labels}
         with gr.Column(scale=3):
             note = gr.Markdown("Nearest reference sentences", elem_id="neighbours-note")
             neighbours = {task: gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str"],
                                              interactive=False, wrap=True, label=f"Nearest {task} examples",
                                              column_widths=["12%", "25%", "63%"], elem_id=f"neighbours-{task}")
                           for task in ("intent", "sentiment")}
-    return {"chooser": chooser, "task_labels": task_labels, "scope_note": scope_note, "neighbours": neighbours,
-            "neighbours_note": note}
+    return {"chooser": chooser, "task_labels": task_labels, "scope_note": scope_note, "explanations": explanations,
+            "neighbours": neighbours, "neighbours_note": note}
 
 
 def views_panel(tasks: list[str]) -> dict:

@@ -28,6 +28,12 @@ EXAMPLES = [
 LIMITS = (f"One sentence per line, at most **{MAX_SENTENCES:,} sentences** per request. Uploads: .txt "
           f"(one sentence per line) or .csv (a `text` column), at most {MAX_FILE_SIZE.upper()}. Sentences "
           f"longer than {MAX_TOKENS} word pieces are truncated (you are told which).")
+EXPLAIN_GUIDE = ("**Why this label?** Each word of the selected sentence is coloured by how much leaving it out "
+                 "lowers (<span style='background: rgba(27,158,119,0.6)'>&nbsp;green&nbsp;</span>: it pushes towards "
+                 "the label) or raises (<span style='background: rgba(217,95,2,0.6)'>&nbsp;orange&nbsp;</span>: it "
+                 "pushes away) the label's probability; stronger colour, larger effect (method: occlusion, one word "
+                 "left out at a time). Click another label in a top list to explain that one. A reading aid, not "
+                 "proof: words act together, and a word's effect alone is not its effect in company.")
 PREVIEW_NOTE = ("The first {dims} of 384 dimensions and the vector's L2 norm (1: unit length). The files hold "
                 "everything: results.csv has the predict command's columns.")
 ABOUT = f"""
@@ -65,6 +71,10 @@ def experiments_markdown() -> str:
     return ("### Experiments: what to freeze, multi-task or not, little data\n" + body +
             "\n\nThe full write-up with every table and the commands behind it is `docs/experiments.md` in "
             "the repository.")
+
+
+def explanation_title(task: str, label: str, probability: float) -> str:
+    return f"<div style='font-size: 0.85em; color: #555'>{task}: why “{label}” ({probability:.0%})</div>"
 
 
 def task_title(task: str, rejected: bool = False) -> str:
