@@ -53,15 +53,16 @@ def api_ms(client, sentences: list[str]) -> float:
 
 def server_side_costs(sentences: list[str]) -> dict[str, float]:
     """ms and bytes of each UI output, built in this process from one analysis of the sentences."""
-    from mtl_core.analysis import Analysis, Session, heatmap_figure, map_figure
+    from mtl_core.analysis import Analysis, MapView, heatmap_figure, map_figure
     from mtl_core.predictor import Predictor
+    from mtl_core.projection import Projection, pca
 
     predictor = Predictor.load()
     analysis = Analysis.run(predictor, sentences)
-    session = Session(analysis)
+    view = MapView(Projection(pca(analysis.embeddings, 2), "PCA"), "", True)  # the figure's cost, not UMAP's
     timings, sizes = {}, {}
     for name, build in (("heatmap", lambda: heatmap_figure(analysis, "input")),
-                        ("map (own UMAP)", lambda: map_figure(analysis, session.map(2, None, False), "intent", 2)),
+                        ("map figure", lambda: map_figure(analysis, view, "intent", 2)),
                         ("table", analysis.table), ("embedding preview", analysis.embedding_preview),
                         ("downloads", lambda: analysis.write_downloads(Path(tempfile.mkdtemp())))):
         start = time.perf_counter()
@@ -99,7 +100,27 @@ def measure(url: str, texts: list[str], sizes: list[int], repeats: int) -> dict:
                 "drawn_runs_ms": [round(r["drawn_ms"]) for r in runs],
                 "api_analyse_p50_ms": round(statistics.median(api)), "repeats": repeats}
         browser.close()
-    return {"first_on_fresh_page": {k: round(v) for k, v in first.items()}, "sizes": results}
+    return {"first_on_fresh_page": {k: round(v) for k, v in first.items()}, "sizes": results,
+            "explain": explain_latency(client, texts)}
+
+
+def explain_latency(client, texts: list[str], n: int = 20, max_words: int = 30) -> dict:
+    """ms of /explain for new sentences of up to max_words words: one call per head (what selecting a row
+    computes for the intent and the sentiment)."""
+    short = [t for t in texts if len(t.split()) <= max_words]
+    per_call, per_sentence = [], []
+    for text in fresh_sentences(short, 200_000, n):
+        calls = [api_ms_explain(client, text, task) for task in ("intent", "sentiment")]
+        per_call += calls
+        per_sentence.append(sum(calls))
+    return {"per_call_p50_ms": round(statistics.median(per_call)), "per_sentence_p50_ms": round(statistics.median(per_sentence)),
+            "per_sentence_p95_ms": round(sorted(per_sentence)[int(0.95 * (len(per_sentence) - 1))]), "sentences": n}
+
+
+def api_ms_explain(client, text: str, task: str) -> float:
+    start = time.perf_counter()
+    client.predict(text, task, api_name="/explain")
+    return (time.perf_counter() - start) * 1000
 
 
 def wait_for_reference_map(client_url: str, timeout_s: float = 240) -> None:
@@ -118,7 +139,10 @@ def markdown(report: dict) -> str:
     for n, r in report["browser"]["sizes"].items():
         lines.append(f"| {n} | {r['arrived_p50_ms']} | **{r['drawn_p50_ms']}** | {r['api_analyse_p50_ms']} | "
                      f"{', '.join(map(str, r['drawn_runs_ms']))} |")
-    first = report["browser"]["first_on_fresh_page"]
+    first, why = report["browser"]["first_on_fresh_page"], report["browser"]["explain"]
+    lines.append(f"\nWhy this label? (/explain through gradio_client, {why['sentences']} new sentences of up to 30 "
+                 f"words): {why['per_call_p50_ms']} ms p50 per head; both heads of a sentence {why['per_sentence_p50_ms']} ms "
+                 f"p50, {why['per_sentence_p95_ms']} ms p95.")
     lines.append(f"\nFirst Analyse on a fresh page ({report['sizes'][0]} sentences): outputs {first['arrived_ms']} ms, "
                  f"drawn {first['drawn_ms']} ms.\n\nServer-side cost of each UI output at the largest size "
                  f"({report['sizes'][-1]} sentences), ms / JSON bytes:")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import save_result
 from mtl_core.predictor import Predictor
-from mtl_core.settings import ROOT
 
 DOMAINS = ("banking", "credit_cards")
 
@@ -39,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
               "flagged_share": float(flagged.mean()),
               "per_domain": {d: float(flagged[[wanted[i] == d for i in intents]].mean()) for d in DOMAINS},
               "per_intent": per_intent}
-    out = ROOT / "experiments" / "results" / "scope_banking_domains.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    save_result("scope_banking_domains", report)
     return 0
 
 

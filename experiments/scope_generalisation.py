@@ -9,12 +9,12 @@ accepted). Prints the shares and every wrong decision; writes experiments/result
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from experiments import save_result
 from mtl_core.data import read_texts
 from mtl_core.predictor import Predictor
-from mtl_core.settings import ROOT, Settings
+from mtl_core.settings import Settings
 
 # Hand-made out-of-scope sentences of kinds absent from CLINC: general knowledge, encyclopaedia, chit-chat.
 HAND_OUT = [
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
               "hand_in_accepted": sum(ok for _, ok, _ in inside), "hand_in": len(inside),
               "highest_scoring_out": max(outside, key=lambda t: t[2]), "lowest_scoring_in": min(inside, key=lambda t: t[2]),
               "wrong": [t for t in outside if t[1]] + [t for t in inside if not t[1]]}
-    (ROOT / "experiments" / "results" / "scope_generalisation.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    save_result("scope_generalisation", report)
     return 0
 
 

@@ -14,12 +14,12 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 
 from benchmarks.run import load_sentences
+from experiments import save_result
 from mtl_core.settings import ROOT, Settings
 
 SETUPS = {  # name -> checkpoints that together answer both tasks
@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "median_s": round(float(np.median(seconds)), 3), "runs": len(seconds)}
     mtl, separate = report["setups"].values()
     report["separate_vs_multitask_time_ratio"] = round(separate["median_s"] / mtl["median_s"], 2)
-    out_path = ROOT / "experiments" / "results" / "q2_serving.json"
-    out_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    save_result("q2_serving", report)
     return 0
 
 

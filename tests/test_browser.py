@@ -174,3 +174,15 @@ def test_upload_fills_the_textbox_and_analyses_and_bad_files_get_a_message(page,
 def test_empty_input_gets_a_message_not_an_error(page):
     analyse(page, "   ", "no sentences")
     assert page.locator("#predictions [role=grid]").count() == 1  # earlier results stay
+
+
+def test_about_tab_links_lead_to_the_write_up_and_figures_are_served(page):
+    page.get_by_role("tab", name="About").click()
+    page.get_by_text("The full write-up").click()
+    page.wait_for_selector("#write-up h2")
+    for anchor in ("1-what-to-freeze", "2-multi-task-vs-two-separate-models"):
+        assert page.locator(f"#experiments a[href='#{anchor}']").count() >= 1
+        assert page.locator(f"[id='{anchor}']").count() >= 1, anchor  # the link's target exists
+    image = page.locator("#write-up img").first
+    assert page.request.get(image.get_attribute("src")).status == 200
+    page.get_by_role("tab", name="Analyse").click()

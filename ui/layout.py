@@ -148,6 +148,8 @@ def about_tab() -> None:
     with gr.Tab("About"):
         gr.Markdown(texts.ABOUT)
         gr.Markdown(texts.experiments_markdown(), elem_id="experiments")
+        with gr.Accordion("The full write-up: every table and the command behind it", open=False):
+            gr.Markdown(texts.write_up_markdown(), header_links=True, elem_id="write-up")
         figures = sorted(texts.FIGURES.glob("*.png"))
         if figures:
             gr.Gallery([str(f) for f in figures], columns=2, height="auto", object_fit="contain",

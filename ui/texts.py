@@ -62,15 +62,31 @@ Training, evaluation and the measured results are described in the project's REA
 """
 
 
+WRITE_UP = ROOT / "docs" / "experiments.md"
+
+
+def in_app_links(markdown: str) -> str:
+    """Links that work inside the app: the write-up's sections become anchors of the About tab (rendered
+    with header links), its figures are served from FIGURES; other repository links become plain text."""
+    markdown = re.sub(r"\]\((?:docs/)?experiments\.md#([^)]+)\)", r"](#\1)", markdown)
+    markdown = re.sub(r"\]\((?:docs/)?experiments\.md\)", "](#step-3-answered-with-experiments)", markdown)
+    markdown = re.sub(r"\]\((?:docs/)?figures/([^)]+)\)", lambda m: f"](/gradio_api/file={FIGURES / m.group(1)})",
+                      markdown)
+    return re.sub(r"\[([^\]]+)\]\((?!https?:|#|/gradio_api/)[^)]*\)", r"\1", markdown)
+
+
 def experiments_markdown() -> str:
     """The README's Discussion (the measured answers to the design questions), for the About tab."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     _, found, rest = readme.partition("\n## Discussion\n")
-    body = rest.split("\n## ", 1)[0].strip() if found else "(see docs/experiments.md in the repository)"
-    body = re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]*\)", r"\1", body)  # repository-relative links lead nowhere here
-    return ("### Experiments: what to freeze, multi-task or not, little data\n" + body +
-            "\n\nThe full write-up with every table and the commands behind it is `docs/experiments.md` in "
-            "the repository.")
+    body = rest.split("\n## ", 1)[0].strip() if found else "(see the full write-up below)"
+    return ("### Experiments: what to freeze, multi-task or not, little data\n" + in_app_links(body) +
+            "\n\nThe full write-up, with every table and the command behind it, is below.")
+
+
+def write_up_markdown() -> str:
+    """docs/experiments.md with links that work in the app."""
+    return in_app_links(WRITE_UP.read_text(encoding="utf-8"))
 
 
 def explanation_title(task: str, label: str, probability: float) -> str:
