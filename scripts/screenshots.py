@@ -38,15 +38,17 @@ def many_sentences(data_dir: Path | None, n: int) -> list[str]:
     return [" ".join(t.split()) for t in random.Random(0).sample(pool, min(n, len(pool)))]
 
 
-def shoot(page, sentences: list[str], path: Path) -> None:
+def shoot(page, sentences: list[str], path: Path | None) -> None:
+    """Analyse the sentences; a full-page screenshot to `path` once the map is drawn (None: none)."""
     page.locator("#sentences textarea").fill("\n".join(sentences))
     page.locator("#analyse").click()
     page.wait_for_function("([want]) => document.querySelector('#status')?.innerText.includes(want)",
                            arg=[f"Analysed {len(sentences)} sentences"], timeout=TIMEOUT_MS)
     page.locator("#map .js-plotly-plot").wait_for()
     page.wait_for_timeout(1500)  # let plotly finish drawing
-    page.screenshot(path=str(path), full_page=True)
-    print(f"wrote {path}")
+    if path is not None:
+        page.screenshot(path=str(path), full_page=True)
+        print(f"wrote {path}")
 
 
 def search(page, query: str, path: Path) -> None:
@@ -81,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             if "reference map" in page.locator("#map").inner_text():
                 break
             page.wait_for_timeout(5000)
-        shoot(page, TEN, args.out / "screenshot.png")
+        shoot(page, TEN, None)
+        page.locator("#predictions").get_by_text(TEN[0]).first.click()  # select a row: why this label?
+        page.wait_for_function("() => document.querySelector('#explain-intent span[title]')", timeout=TIMEOUT_MS)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(args.out / "screenshot.png"), full_page=True)
         shoot(page, many_sentences(data_dir, 300), args.out / "screenshot_300.png")
         search(page, "my card was stolen", args.out / "screenshot_search.png")
         browser.close()

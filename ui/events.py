@@ -98,12 +98,14 @@ class Events:
 
     def after_analyse(self, session: Session | None) -> dict:
         """The details of the first sentence, the embedding preview and the download files: made once the
-        views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences)."""
+        views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences). The word
+        explanations wait for a row to be selected: on 2 cores their ~0.3 s would compete with the browser
+        drawing the views (measured: benchmarks/browser.py)."""
         if session is None:
             return {}
         analysis = session.analysis
         paths = analysis.write_downloads(self.service.downloads.new_folder())
-        return {**self.details(session, 0), self.c.embeddings: analysis.embedding_preview(),
+        return {**self.details(session, 0, explain=False), self.c.embeddings: analysis.embedding_preview(),
                 self.c.files: [str(p) for p in paths]}
 
     def upload(self, path: str | None, *view_options) -> dict:
@@ -140,7 +142,7 @@ class Events:
                 c.neighbours_note: "Nearest reference sentences", c.heatmap: None, c.map_plot: None, c.map_note: "",
                 c.embeddings: None, c.files: None}
 
-    def details(self, session: Session | None, i: int | None) -> dict:
+    def details(self, session: Session | None, i: int | None, explain: bool = True) -> dict:
         """Each task's top labels, the scope evidence, the nearest reference sentences per task of
         sentence i, and i side by side with its most similar other sentence."""
         c = self.c
@@ -156,7 +158,8 @@ class Events:
         tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
         partner = analysis.most_similar(i)
         return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
-                **{c.explanations[task]: self.explanation(analysis.texts[i], task) for task in c.explanations},
+                **{box: self.explanation(analysis.texts[i], task) if explain else texts.EXPLAIN_ON_SELECT
+                   for task, box in c.explanations.items()},
                 c.neighbours_note: note, c.compare: partner,
                 c.pair: "" if partner is None else pair_note(analysis, i, partner)}
 
