@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -178,11 +179,11 @@ def test_empty_input_gets_a_message_not_an_error(page):
 
 def test_about_tab_links_lead_to_the_write_up_and_figures_are_served(page):
     page.get_by_role("tab", name="About").click()
-    page.get_by_text("The full write-up").click()
+    page.get_by_text("The full write-up: every table and the command behind it").click()
     page.wait_for_selector("#write-up h2")
-    for anchor in ("1-what-to-freeze", "2-multi-task-vs-two-separate-models"):
+    for anchor in ("h-1-what-to-freeze", "h-2-multi-task-vs-two-separate-models"):
         assert page.locator(f"#experiments a[href='#{anchor}']").count() >= 1
         assert page.locator(f"[id='{anchor}']").count() >= 1, anchor  # the link's target exists
     image = page.locator("#write-up img").first
-    assert page.request.get(image.get_attribute("src")).status == 200
+    assert page.request.get(urljoin(page.url, image.get_attribute("src"))).status == 200
     page.get_by_role("tab", name="Analyse").click()

@@ -5,7 +5,7 @@ from ui import texts
 def test_about_tab_shows_the_readme_discussion_with_in_app_links():
     text = texts.experiments_markdown()
     assert "What to freeze?" in text and "One multi-task model or two?" in text
-    assert "](docs/" not in text and "[q1 rows](#1-what-to-freeze)" in text
+    assert "](docs/" not in text and "[q1 rows](#h-1-what-to-freeze)" in text
 
 
 def test_the_write_up_serves_its_figures_and_keeps_no_dead_links():

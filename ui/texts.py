@@ -69,8 +69,9 @@ WRITE_UP = ROOT / "docs" / "experiments.md"
 def in_app_links(markdown: str) -> str:
     """Links that work inside the app: the write-up's sections become anchors of the About tab (rendered
     with header links), its figures are served from FIGURES; other repository links become plain text."""
-    markdown = re.sub(r"\]\((?:docs/)?experiments\.md#([^)]+)\)", r"](#\1)", markdown)
-    markdown = re.sub(r"\]\((?:docs/)?experiments\.md\)", "](#step-3-answered-with-experiments)", markdown)
+    # Gradio's header links give a heading the GitHub anchor with an "h-" in front
+    markdown = re.sub(r"\]\((?:docs/)?experiments\.md#([^)]+)\)", r"](#h-\1)", markdown)
+    markdown = re.sub(r"\]\((?:docs/)?experiments\.md\)", "](#h-step-3-answered-with-experiments)", markdown)
     markdown = re.sub(r"\]\((?:docs/)?figures/([^)]+)\)", lambda m: f"](/gradio_api/file={FIGURES / m.group(1)})",
                       markdown)
     return re.sub(r"\[([^\]]+)\]\((?!https?:|#|/gradio_api/)[^)]*\)", r"\1", markdown)
