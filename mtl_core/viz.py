@@ -36,8 +36,9 @@ REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a col
 REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
 REGION_MIN_POINTS = 5  # draw a region's label on the map from this many reference points
 REGION_SPACING = 0.12  # region labels closer than this share of the map's extent would overlap
-# The 10 intent topic groups (intent_groups.py), then sentiment: colours that stay apart from each other
-GROUP_PALETTE = qualitative.D3
+# The 10 intent topic groups (intent_groups.py): D3's ten colours with its grey swapped for a dark blue,
+# since grey means "out of scope" on the map (a grey group read as out of scope in the screenshots)
+GROUP_PALETTE = [c if c != "#7F7F7F" else "#393B79" for c in qualitative.D3]
 
 
 def hover_text(text: str, limit: int = HOVER_LIMIT) -> str:

@@ -225,6 +225,17 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
     assert {a.text.strip("<b/>") for a in fig.layout.annotations} == set(INTENT_GROUPS)  # region labels
 
 
+def test_no_intent_group_is_coloured_like_out_of_scope():
+    from mtl_core.analysis import OUT_OF_SCOPE, colour_map
+
+    colours = colour_map("intent")
+    groups = [c for label, c in colours.items() if label != OUT_OF_SCOPE]
+    assert len(set(groups)) == len(groups) == 10
+    for colour in groups:  # no grey: the spread between the channels of a grey is ~0
+        channels = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+        assert max(channels) - min(channels) > 40, colour
+
+
 def test_region_labels_that_would_overlap_are_left_out():
     background = Background(np.zeros((20, 2)) + np.r_[[[0, 0]] * 10, [[0.01, 0]] * 10], ["r"] * 20,
                             ["big"] * 10 + ["small"] * 10)
