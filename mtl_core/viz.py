@@ -35,7 +35,9 @@ PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repe
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a colour label
 REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
 REGION_MIN_POINTS = 5  # draw a region's label on the map from this many reference points
-REGION_SPACING = 0.12  # region labels closer than this share of the map's extent would overlap
+# A region label's size as a share of the map's x / y span (11 px bold text on a ~530 x 400 px plot)
+LABEL_CHAR_SHARE = 0.0135  # per character, of the x span
+LABEL_HEIGHT_SHARE = 0.06  # of the y span
 # The 10 intent topic groups (intent_groups.py): D3's ten colours with its grey swapped for a dark blue,
 # since grey means "out of scope" on the map (a grey group read as out of scope in the screenshots)
 GROUP_PALETTE = [c if c != "#7F7F7F" else "#393B79" for c in qualitative.D3]
@@ -190,21 +192,34 @@ def background_traces(ref: Background, colours: dict[str, str], dims: int, total
     return traces
 
 
+def label_box(label: str, centre: np.ndarray, span: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) a region label takes on the map, estimated from its length and the map's span."""
+    half_width = len(label) * LABEL_CHAR_SHARE * span[0] / 2
+    half_height = LABEL_HEIGHT_SHARE * span[1] / 2
+    return centre[0] - half_width, centre[0] + half_width, centre[1] - half_height, centre[1] + half_height
+
+
+def boxes_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
 def region_annotations(ref: Background, dims: int) -> list[dict]:
     """The label of each coloured region of the reference map, at the median of its points; largest
-    regions first, and a label whose place is taken (closer than REGION_SPACING of the map's extent to
-    one already placed) is left out rather than drawn over another."""
+    regions first, and a label whose box (estimated from its length, in the first two axes) would
+    overlap one already placed is left out rather than drawn over it."""
     labels = np.asarray([label or "" for label in ref.labels], dtype=object)
-    extent = float(np.ptp(ref.coords[:, :dims], axis=0).max()) or 1.0
-    placed: list[np.ndarray] = []
+    span = np.ptp(ref.coords[:, :2], axis=0)
+    span[span == 0] = 1.0
+    placed: list[tuple[float, ...]] = []
     notes = []
     for label, size in Counter(label for label in labels if label).most_common():
         if size < REGION_MIN_POINTS:
             continue
         centre = np.median(ref.coords[labels == label], axis=0)
-        if any(np.linalg.norm(centre - other) < REGION_SPACING * extent for other in placed):
+        box = label_box(label, centre, span)
+        if any(boxes_overlap(box, other) for other in placed):
             continue
-        placed.append(centre)
+        placed.append(box)
         note = {"text": f"<b>{html.escape(label, quote=False)}</b>", "showarrow": False, "opacity": 0.85,
                 "font": {"size": 11, "color": "#333"}, "bgcolor": "rgba(255,255,255,0.6)"}
         keys = ("x", "y", "z")[:dims]

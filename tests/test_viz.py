@@ -211,8 +211,7 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
     intents = [i for group in INTENT_GROUPS.values() for i in group]
     labels = [OUT_OF_SCOPE if i % 17 == 0 else intent_group(intents[i % 77]) for i in range(n)]
     ref_labels = [intent_group(intents[i % 77]) for i in range(616)] + [None] * 390
-    centres = {group: 10 * np.array([np.cos(a), np.sin(a)]) for group, a in
-               zip(INTENT_GROUPS, np.linspace(0, 2 * np.pi, len(INTENT_GROUPS), endpoint=False), strict=True)}
+    centres = {group: np.array([0.0, 10.0 * i]) for i, group in enumerate(INTENT_GROUPS)}  # a column: labels apart
     ref_coords = np.stack([centres[g] if g else np.zeros(2) for g in ref_labels]) + rng.normal(size=(1006, 2))
     background = Background(ref_coords, ["r"] * 1006, ref_labels)
     fig = projection_scatter(rng.normal(size=(n, 2)), ["s"] * n, labels, method="m", colour_map=colour_map("intent"),
@@ -234,6 +233,14 @@ def test_no_intent_group_is_coloured_like_out_of_scope():
     for colour in groups:  # no grey: the spread between the channels of a grey is ~0
         channels = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
         assert max(channels) - min(channels) > 40, colour
+
+
+def test_region_labels_apart_along_one_axis_are_both_drawn():
+    rng = np.random.default_rng(0)
+    coords = np.r_[rng.normal([0, 0], 0.01, (10, 2)), rng.normal([0, 5], 0.01, (10, 2)), [[10, 10]]]
+    background = Background(coords, ["r"] * 21, ["top"] * 10 + ["under"] * 10 + [None])
+    fig = projection_scatter(np.zeros((1, 2)), ["a"], ["top"], method="m", background=background)
+    assert sorted(a.text for a in fig.layout.annotations) == ["<b>top</b>", "<b>under</b>"]
 
 
 def test_region_labels_that_would_overlap_are_left_out():
