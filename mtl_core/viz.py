@@ -76,19 +76,26 @@ def cluster_tree(similarity: np.ndarray) -> np.ndarray:
 
 def cluster_order(similarity: np.ndarray) -> np.ndarray:
     """Row order from average-linkage clustering on cosine distance, so similar sentences sit together."""
-    n = similarity.shape[0]
-    return np.arange(n) if n < 3 else leaves_list(cluster_tree(similarity))
+    return clustered(similarity)[0]
 
 
-def cluster_blocks(similarity: np.ndarray, order: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) positions in `order` of each group of 2+ sentences whose average-linkage cosine
-    distance stays under BLOCK_DISTANCE: contiguous in the leaf order, so they show as diagonal blocks."""
-    if len(order) < 3:
-        return []
-    groups = fcluster(cluster_tree(similarity), t=BLOCK_DISTANCE, criterion="distance")[order]
+def cluster_blocks(tree: np.ndarray, order: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions in `order` (the tree's leaf order) of each group of 2+ sentences whose
+    average-linkage cosine distance stays under BLOCK_DISTANCE: contiguous in the leaf order, so they
+    show as diagonal blocks."""
+    groups = fcluster(tree, t=BLOCK_DISTANCE, criterion="distance")[order]
     bounds = np.flatnonzero(np.diff(groups)) + 1  # where the group changes along the diagonal
     starts, ends = np.r_[0, bounds], np.r_[bounds, len(order)] - 1
     return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b > a]
+
+
+def clustered(similarity: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The clustered row order and its diagonal blocks, from one clustering."""
+    if similarity.shape[0] < 3:
+        return np.arange(similarity.shape[0]), []
+    tree = cluster_tree(similarity)
+    order = leaves_list(tree)
+    return order, cluster_blocks(tree, order)
 
 
 ROW_ORDERS = ("input", "cluster")
@@ -127,7 +134,7 @@ def similarity_heatmap(embeddings: np.ndarray, texts: Sequence[str], *, order: s
     if embeddings.shape[0] != len(texts) or not texts:
         raise ValueError(f"need one embedding per sentence (got {embeddings.shape[0]} and {len(texts)})")
     similarity = cosine_similarity(embeddings)
-    idx = row_order(similarity, order)
+    idx, blocks = clustered(similarity) if order == "cluster" else (row_order(similarity, order), [])
     names = [f"{i + 1}: {hover_text(texts[i])}" for i in idx]  # unique category names: the hover text
     heatmap = go.Heatmap(
         z=similarity[np.ix_(idx, idx)], x=names, y=names, zmin=SIMILARITY_RANGE[0], zmax=SIMILARITY_RANGE[1],
@@ -137,7 +144,6 @@ def similarity_heatmap(embeddings: np.ndarray, texts: Sequence[str], *, order: s
     )
     fig = go.Figure(heatmap)
     axis = {"tickmode": "array", "type": "category", **heatmap_axis(names, idx, texts)}
-    blocks = cluster_blocks(similarity, idx) if order == "cluster" else []
     suffix = f", clustered into {len(blocks)} outlined groups" if order == "cluster" else ""
     fig.update_layout(
         title=title or f"Cosine similarity of {len(idx)} sentences{suffix} (colour range fixed at -1…1)",

@@ -6,7 +6,7 @@ import pytest
 
 from mtl_core.projection import UMAP_MIN_POINTS, pca, project
 from mtl_core.viz import (CELL_TEXT_MAX, NUMBER_TICKS, SCATTERGL_FROM, SENTIMENT_COLOURS, TICK_LABELS_MAX, Background,
-                          cluster_blocks, cluster_order, cosine_similarity, projection_scatter, similarity_heatmap,
+                          clustered, cluster_order, cosine_similarity, projection_scatter, similarity_heatmap,
                           tick_label)
 
 HTML = '<img src=x onerror="alert(1)"><b>bold</b>'
@@ -199,7 +199,8 @@ def test_clustered_heatmap_outlines_its_groups():
     fig = similarity_heatmap(x, [f"s{i}" for i in range(8)], order="cluster")
     blocks = [(sh.x0 + 0.5, sh.x1 - 0.5) for sh in fig.layout.shapes]
     assert sorted(blocks) == [(0, 3), (4, 7)] and "2 outlined groups" in fig.layout.title.text
-    assert cluster_blocks(cosine_similarity(x), np.arange(2)) == []
+    order, blocks = clustered(cosine_similarity(x[:2]))  # under 3 sentences: no clustering, no blocks
+    assert order.tolist() == [0, 1] and blocks == []
 
 
 @pytest.mark.parametrize("n", [10, 300, 2000])
