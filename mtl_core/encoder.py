@@ -218,6 +218,12 @@ class SentenceEncoder(nn.Module):
         groups = length_sorted_groups([len(x) for x in tokenized.ids], batch_size)
         return ((idx, self.collate([tokenized.ids[i] for i in idx])) for idx in groups)
 
+    def progress_batches(self, tokenized: "Tokenized", batch_size: int, desc: str, show_progress: bool = True,
+                         leave: bool = True) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """batches() behind a tqdm progress bar (`show_progress=False`: none)."""
+        return tqdm(self.batches(tokenized, batch_size), desc=desc, unit="batch",
+                    total=tokenized.num_batches(batch_size), disable=not show_progress, leave=leave)
+
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       first_layer: int = 0, last_layer: int | None = None,
                       hidden: torch.Tensor | None = None) -> torch.Tensor:
@@ -243,8 +249,6 @@ class SentenceEncoder(nn.Module):
         sentences = check_sentences(sentences)
         out = np.zeros((len(sentences), self.hidden_size), dtype=np.float32)
         tokenized = self.tokenize_ids(sentences)
-        batches = self.batches(tokenized, batch_size)
-        for idx, batch in tqdm(batches, desc="encode", unit="batch", total=tokenized.num_batches(batch_size),
-                               disable=not show_progress):
+        for idx, batch in self.progress_batches(tokenized, batch_size, "encode", show_progress):
             out[idx] = self(**batch).float().cpu().numpy()
         return out

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
-from tqdm.auto import tqdm
 
 from .encoder import l2_normalize, mean_pool
 from .model import MultiTaskModel
@@ -77,8 +76,7 @@ def compute_features(model: MultiTaskModel, texts: list[str], batch_size: int = 
     pooled = model.config.task_layers == 0
     rows: list[torch.Tensor | None] = [None] * len(texts)
     tokenized = encoder.tokenize_ids(texts)
-    for idx, batch in tqdm(encoder.batches(tokenized, batch_size), desc=desc, unit="batch",
-                           total=tokenized.num_batches(batch_size), leave=False):
+    for idx, batch in encoder.progress_batches(tokenized, batch_size, desc, leave=False):
         mask = batch["attention_mask"]
         shared = model.shared_states(**batch)  # (B, T, H)
         if pooled:

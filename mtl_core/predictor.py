@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import checkpoint
 from .encoder import SentenceEncoder, check_sentences
@@ -170,9 +169,7 @@ class Predictor:
         embeddings = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         probs = {t: np.zeros((n, len(names)), dtype=np.float32) for t, names in labels.items()}
         tokenized = self.encoder.tokenize_ids(texts)
-        batches = self.encoder.batches(tokenized, batch_size)
-        for idx, batch in tqdm(batches, desc="predict", unit="batch", total=tokenized.num_batches(batch_size),
-                               disable=not show_progress):
+        for idx, batch in self.encoder.progress_batches(tokenized, batch_size, "predict", show_progress):
             out = self.model(**batch)
             embeddings[idx] = out.embeddings.float().cpu().numpy()
             for task, logits in out.logits.items():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import scope
 from .data import TaskData, load_task, read_rows
@@ -32,8 +31,7 @@ def intent_features(predictor: Predictor, texts: list[str], head: str = "intent"
     out = {"embedding": np.zeros((n, h), np.float32), "task_vector": np.zeros((n, h), np.float32),
            "logits": np.zeros((n, model.config.head(head).num_labels), np.float32)}
     tokenized = encoder.tokenize_ids(texts)
-    for idx, batch in tqdm(encoder.batches(tokenized, batch_size), total=tokenized.num_batches(batch_size),
-                           desc="scope features", unit="batch", leave=False):
+    for idx, batch in encoder.progress_batches(tokenized, batch_size, "scope features", leave=False):
         result = model(**batch, tasks=[head])
         out["embedding"][idx] = result.embeddings.numpy()
         out["task_vector"][idx] = result.task_vector.numpy()
