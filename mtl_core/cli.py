@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DataError
@@ -24,6 +25,15 @@ def command_parser(command: str, description: str) -> argparse.ArgumentParser:
 def add_io_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
     parser.add_argument("--input", required=True, help=".txt (one sentence per line) or .csv with a `text` column")
     parser.add_argument("--output", required=True, help=output_help)
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path,
+                        help="checkpoint folder (default: $MTL_CHECKPOINT, else assets/checkpoint)")
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else ../shared/data)")
 
 
 def run_command(work: Callable[[], str | None], log_level: int = logging.WARNING) -> int:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .cli import command_parser, run_command
+from .cli import add_checkpoint_argument, add_data_dir_argument, command_parser, run_command
 from .evaluation import evaluate_checkpoint
 from .scope_evaluation import markdown_table
 from .settings import Settings
@@ -25,8 +24,8 @@ def report_lines(report: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("evaluate", "Evaluate a checkpoint on the official test sets (or dev).")
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: $MTL_CHECKPOINT, else assets/checkpoint)")
-    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else ../shared/data)")
+    add_checkpoint_argument(parser)
+    add_data_dir_argument(parser)
     parser.add_argument("--split", default="test", choices=["test", "dev"])
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--cache-dir", help="reuse the training feature cache (e.g. runs/cache) for the frozen part")

@@ -6,10 +6,8 @@ Only config.json's "scope" section and the scope files change; the trained weigh
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import checkpoint
-from .cli import command_parser, run_command
+from .cli import add_checkpoint_argument, add_data_dir_argument, command_parser, run_command
 from .data import load_task
 from .predictor import Predictor
 from .settings import Settings
@@ -18,8 +16,8 @@ from .training import fit_scope
 
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("fit_scope", "Fit the intent head's out-of-scope detector into a checkpoint.")
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: $MTL_CHECKPOINT, else assets/checkpoint)")
-    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else ../shared/data)")
+    add_checkpoint_argument(parser)
+    add_data_dir_argument(parser)
     args = parser.parse_args(argv)
 
     def work() -> str:

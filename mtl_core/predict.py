@@ -1,9 +1,7 @@
 """Predict intent and sentiment: python -m mtl_core.predict --input FILE(.txt|.csv) --output FILE.csv"""
 from __future__ import annotations
 
-from pathlib import Path
-
-from .cli import add_io_arguments, command_parser, run_command
+from .cli import add_checkpoint_argument, add_io_arguments, command_parser, run_command
 from .inputs import read_sentences
 from .predictor import PROGRESS_THRESHOLD, Predictor
 from .records import write_csv
@@ -13,7 +11,7 @@ from .settings import Settings
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("predict", "Predict intent and sentiment for each sentence of a .txt or .csv file.")
     add_io_arguments(parser, output_help="CSV file to write")
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: $MTL_CHECKPOINT, else assets/checkpoint)")
+    add_checkpoint_argument(parser)
     args = parser.parse_args(argv)
 
     def work() -> str:
