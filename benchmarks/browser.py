@@ -45,9 +45,10 @@ def click_to_drawn(page, sentences: list[str]) -> dict[str, float]:
     return {"arrived_ms": arrived - start, "drawn_ms": drawn - start}
 
 
-def api_ms(client, sentences: list[str]) -> float:
+def call_ms(client, *args, api_name: str) -> float:
+    """ms of one API call through gradio_client."""
     start = time.perf_counter()
-    client.predict("\n".join(sentences), api_name="/analyse")
+    client.predict(*args, api_name=api_name)
     return (time.perf_counter() - start) * 1000
 
 
@@ -92,7 +93,7 @@ def measure(url: str, texts: list[str], sizes: list[int], repeats: int) -> dict:
             runs, api = [], []
             for _ in range(repeats):
                 runs.append(click_to_drawn(page, fresh_sentences(texts, offset, size)))
-                api.append(api_ms(client, fresh_sentences(texts, offset + size, size)))
+                api.append(call_ms(client, "\n".join(fresh_sentences(texts, offset + size, size)), api_name="/analyse"))
                 offset += 2 * size
             results[str(size)] = {
                 "arrived_p50_ms": round(statistics.median(r["arrived_ms"] for r in runs)),
@@ -110,17 +111,13 @@ def explain_latency(client, texts: list[str], n: int = 20, max_words: int = 30) 
     short = [t for t in texts if len(t.split()) <= max_words]
     per_call, per_sentence = [], []
     for text in fresh_sentences(short, 200_000, n):
-        calls = [api_ms_explain(client, text, task) for task in ("intent", "sentiment")]
+        calls = [call_ms(client, text, task, api_name="/explain") for task in ("intent", "sentiment")]
         per_call += calls
         per_sentence.append(sum(calls))
-    return {"per_call_p50_ms": round(statistics.median(per_call)), "per_sentence_p50_ms": round(statistics.median(per_sentence)),
+    return {"per_call_p50_ms": round(statistics.median(per_call)),
+            "per_sentence_p50_ms": round(statistics.median(per_sentence)),
             "per_sentence_p95_ms": round(sorted(per_sentence)[int(0.95 * (len(per_sentence) - 1))]), "sentences": n}
 
-
-def api_ms_explain(client, text: str, task: str) -> float:
-    start = time.perf_counter()
-    client.predict(text, task, api_name="/explain")
-    return (time.perf_counter() - start) * 1000
 
 
 def wait_for_reference_map(client_url: str, timeout_s: float = 240) -> None:
@@ -141,7 +138,8 @@ def markdown(report: dict) -> str:
                      f"{', '.join(map(str, r['drawn_runs_ms']))} |")
     first, why = report["browser"]["first_on_fresh_page"], report["browser"]["explain"]
     lines.append(f"\nWhy this label? (/explain through gradio_client, {why['sentences']} new sentences of up to 30 "
-                 f"words): {why['per_call_p50_ms']} ms p50 per head; both heads of a sentence {why['per_sentence_p50_ms']} ms "
+                 f"words): {why['per_call_p50_ms']} ms p50 per head; both heads of a sentence "
+                 f"{why['per_sentence_p50_ms']} ms "
                  f"p50, {why['per_sentence_p95_ms']} ms p95.")
     lines.append(f"\nFirst Analyse on a fresh page ({report['sizes'][0]} sentences): outputs {first['arrived_ms']} ms, "
                  f"drawn {first['drawn_ms']} ms.\n\nServer-side cost of each UI output at the largest size "

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from .inputs import InputError, parse_sentences, split_lines
 from .predictor import PROGRESS_THRESHOLD, Predictor, Results
 from .projection import Projection, project
-from .records import Prediction, predictions, readable_label, table_headers, write_csv
+from .records import Prediction, predictions, readable_label, write_csv
 from .intent_groups import INTENT_GROUPS, intent_group
 from .reference import Neighbour, ReferenceBuilder, ReferenceSet
 from .scope import ScopeDetector
@@ -112,9 +112,6 @@ class Analysis:
 
     def table(self) -> list[list]:
         return [p.table_row(i + 1) for i, p in enumerate(self.predictions)]
-
-    def table_headers(self) -> list[str]:
-        return table_headers(self.labels)
 
     def label_scores(self, task: str, i: int) -> dict[str, float]:
         """The top labels of one task for sentence i, readable, for a label panel."""
