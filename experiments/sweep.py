@@ -9,7 +9,9 @@ then run, for each seed, exactly the two commands printed:
     python -m mtl_core.train --config experiments/configs/<sweep>/<name>.json --seed S --output runs/exp/<sweep>/<name>_sS
     python -m mtl_core.evaluate --checkpoint runs/exp/<sweep>/<name>_sS --data-dir DATA --cache-dir runs/cache
 
-Finished seeds are skipped, so an interrupted sweep resumes. The summary (dev and test metrics per
+With --dev-only the evaluate command is left out: candidates are compared on dev, and only the finalists
+are run again without it to read their test score once. Finished steps are skipped, so an interrupted
+sweep resumes. The summary (dev and test metrics per
 seed, mean and std, trainable parameters, wall time, embedding drift) goes to
 experiments/results/<sweep>.json. Models are chosen on dev; test is read once per run, for the report.
 """
@@ -81,37 +83,40 @@ def embedding_drift(output: Path, data_dir: str) -> dict | None:
             "pairwise_similarity_spearman": float(spearmanr(pairs_tuned, pairs_original).statistic)}
 
 
-def run_seed(config: Path, seed: int, output: Path, data_dir: str, dry_run: bool) -> dict | None:
+def run_seed(config: Path, seed: int, output: Path, data_dir: str, dry_run: bool, test: bool) -> dict | None:
     train_args, eval_args = commands(config, seed, output, data_dir)
     print("python -m mtl_core.train " + shlex.join(train_args), flush=True)
-    print("python -m mtl_core.evaluate " + shlex.join(eval_args), flush=True)
+    if test:
+        print("python -m mtl_core.evaluate " + shlex.join(eval_args), flush=True)
     if dry_run:
         return None
-    report_path = output / "eval_test" / "metrics.json"
-    if not report_path.is_file():
+    metrics_path, report_path = output / "metrics.json", output / "eval_test" / "metrics.json"
+    if not metrics_path.is_file():
         train.main(train_args)
+    if test and not report_path.is_file():
         evaluate.main(eval_args)
-    metrics = json.loads((output / "metrics.json").read_text())
-    report = json.loads(report_path.read_text())
+    metrics = json.loads(metrics_path.read_text())
+    report = json.loads(report_path.read_text()) if test else None
     drift_path = output / "drift.json"
     if not drift_path.is_file():
         drift_path.write_text(json.dumps(embedding_drift(output, data_dir)) + "\n")
     return {"seed": seed, "best_epoch": metrics["best_epoch"], "dev": metrics["dev"],
-            "test": {t: {k: m[k] for k in ("accuracy", "macro_f1", "macro_recall", "ece")}
-                     for t, m in report["tasks"].items()},
+            "test": report and {t: {k: m[k] for k in ("accuracy", "macro_f1", "macro_recall", "ece")}
+                                for t, m in report["tasks"].items()},
             "trainable_parameters": metrics["trainable_parameters"],
             "wall_seconds": metrics["wall_seconds"], "train_rows": metrics["train_rows"],
             "embedding_drift": json.loads(drift_path.read_text())}
 
 
-def summarise(seeds: list[dict]) -> dict:
-    """Mean and std over seeds of every test metric of every task."""
+def summarise(seeds: list[dict], split: str = "test") -> dict:
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) over seeds of every metric of every task
+    on `split`."""
     summary = {}
-    for task in seeds[0]["test"]:
-        for metric in seeds[0]["test"][task]:
-            values = [s["test"][task][metric] for s in seeds]
-            summary[f"{task}.{metric}"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                                           "n": len(values)}
+    for task in seeds[0][split] or {}:
+        for metric in seeds[0][split][task]:
+            values = [s[split][task][metric] for s in seeds]
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            summary[f"{task}.{metric}"] = {"mean": float(np.mean(values)), "std": std, "n": len(values)}
     summary["train_seconds"] = float(np.mean([s["wall_seconds"]["total"] for s in seeds]))
     return summary
 
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", help="run only these run names")
     p.add_argument("--data-dir", default=os.path.relpath(Settings.from_env().training_data_dir, ROOT))
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--dev-only", action="store_true", help="train and compare on dev; no test evaluation")
     args = p.parse_args(argv)
     spec_path = Path(args.sweep).resolve()
     os.chdir(ROOT)  # the printed commands are relative to the repository root
@@ -134,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         config = run_config(name, run, spec.get("base", {}))
         seeds = [run_seed(config, seed, Path("runs", "exp", name, f"{run['name']}_s{seed}"), args.data_dir,
-                          args.dry_run) for seed in run.get("seeds", [0])]
+                          args.dry_run, not args.dev_only) for seed in run.get("seeds", [0])]
         if args.dry_run:
             continue
         results[run["name"]] = {"config": str(config.relative_to(ROOT)), "label": run.get("label", run["name"]),
-                                "seeds": seeds, "summary": summarise(seeds)}
+                                "seeds": seeds, "summary": summarise(seeds), "dev_summary": summarise(seeds, "dev")}
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"sweep {name}: {time.perf_counter() - started:.0f} s", flush=True)

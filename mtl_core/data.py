@@ -101,3 +101,36 @@ def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: 
                                               stratify=train.labels, random_state=seed)
         train, dev = train.subset(np.sort(train_idx)), train.subset(np.sort(dev_idx))
     return TaskData(task, label_names, train, dev, test)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mtl_core.data prepare`: rebuild the data folder from the public originals (datasets.py)."""
+    from .cli import command_parser, run_command  # the command only: cli imports this module
+    from .datasets import REPOSITORIES, download, prepare
+
+    parser = command_parser("data", "Rebuild intent/, sentiment/ and oos/ from the public originals and check "
+                                    "every file's SHA-256.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="build the data folder")
+    prep.add_argument("--out", type=Path, required=True, help="data folder to write (then: MTL_DATA_DIR=OUT)")
+    prep.add_argument("--from", dest="originals", type=Path, default=Path("originals"),
+                      help="folder holding the originals, one folder per repository as cloned: "
+                           + ", ".join(f"{r.folder}/ ({r.github})" for r in REPOSITORIES) + " (default: originals)")
+    prep.add_argument("--download", action="store_true",
+                      help="first download the missing original files from GitHub into --from (needs internet)")
+    args = parser.parse_args(argv)
+
+    def work() -> str:
+        if args.download:
+            download(args.originals)
+        differences = prepare(args.out, args.originals)
+        if differences:
+            raise DataError(f"{len(differences)} file(s) differ from the data the reported numbers were measured "
+                            "on:\n  " + "\n  ".join(differences))
+        return f"{args.out}: every file matches its SHA-256; use it with MTL_DATA_DIR={args.out} or --data-dir"
+
+    return run_command(work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -58,16 +58,20 @@ class TrainConfig:
     loss_weights: dict[str, float] = option(dict, "static task loss weights, e.g. intent=1,sentiment=3 (default 1)")
     uncertainty_weighting: bool = option(False, "learn per-task loss weights (Kendall et al., 2018)")
     class_weighting: list[str] = option(list, "tasks whose loss uses balanced class weights, comma-separated")
+    label_smoothing: dict[str, float] = option(dict, "label smoothing of a task's loss, e.g. intent=0.1")
     oversample: dict[str, float] = option(dict, "factor on a task's sampling size, e.g. sentiment=10")
     train_size: dict[str, int] = option(dict, "stratified subsample of a task's train split, e.g. sentiment=500")
     limit: int | None = option(None, "cap every split at this many rows (tests, quick runs)")
     epochs: int = option(8, "maximum epochs (an epoch = as many steps as all tasks' rows / batch size)")
     batch_size: int = option(32, "sentences per step")
-    lr: float = option(1e-4, "learning rate of the task layers")
+    lr: float = option(1e-4, "learning rate of the task layers (of the top one with --layer-lr-decay)")
+    layer_lr_decay: float = option(1.0, "each task layer below the top trains at this factor of the one above")
     head_lr: float = option(2e-3, "learning rate of the heads")
     weight_decay: float = option(0.01, "AdamW weight decay")
     warmup: float = option(0.06, "share of steps with a linear learning-rate warm-up")
     patience: int = option(2, "stop after this many epochs without a better dev score")
+    average_from: int = option(0, "also average the trained weights of every epoch from this one on (SWA; "
+                                  "0: off) and keep the average when its dev score is better")
     seed: int = option(0, "seed of sampling, initialisation and subsampling")
     calibrate: bool = option(True, "fit a temperature per head on dev (--no-calibrate to skip)")
     fit_scope: bool = option(True, "fit the intent head's out-of-scope detector on the intent data (--no-fit-scope "
@@ -173,8 +177,10 @@ def selection_score(metrics: dict[str, dict[str, float]]) -> float:
 
 
 def make_optimizer(model: MultiTaskModel, weighting: TaskLossWeighting, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = [{"params": [p for p in model.task_layers.parameters() if p.requires_grad], "lr": cfg.lr},
-              {"params": [p for p in model.heads.parameters() if p.requires_grad], "lr": cfg.head_lr},
+    top = len(model.task_layers) - 1  # layer-wise decay: the top layer trains at cfg.lr, each one below slower
+    groups = [{"params": [p for p in layer.parameters() if p.requires_grad], "lr": cfg.lr * cfg.layer_lr_decay ** (top - i)}
+              for i, layer in enumerate(model.task_layers)]
+    groups += [{"params": [p for p in model.heads.parameters() if p.requires_grad], "lr": cfg.head_lr},
               {"params": list(weighting.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
 
@@ -223,7 +229,8 @@ def prepare(cfg: TrainConfig, encoder: SentenceEncoder) -> TrainingRun:
     samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
                 for t in tasks}
     losses = {t: nn.CrossEntropyLoss(weight=class_weights(data[t].train.labels, len(data[t].label_names))
-                                     if t in cfg.class_weighting else None) for t in tasks}
+                                     if t in cfg.class_weighting else None,
+                                     label_smoothing=cfg.label_smoothing.get(t, 0.0)) for t in tasks}
     weighting = TaskLossWeighting(tasks, cfg.loss_weights, cfg.uncertainty_weighting)
     optimizer = make_optimizer(model, weighting, cfg)
     return TrainingRun(cfg, model, data, train_stores, dev_stores, samplers,
@@ -252,26 +259,56 @@ def train_epoch(run: TrainingRun, desc: str) -> float:
     return running
 
 
-def fit(run: TrainingRun) -> list[dict]:
+class WeightAverage:
+    """Uniform running mean of the trained weights at the end of epochs (stochastic weight averaging,
+    Izmailov et al., 2018): one model, no serving cost, often a flatter and better-generalising optimum."""
+
+    def __init__(self):
+        self.state: dict[str, torch.Tensor] = {}
+        self.epochs: list[int] = []
+
+    def add(self, epoch: int, state: dict[str, torch.Tensor]) -> None:
+        self.epochs.append(epoch)
+        for key, value in state.items():
+            mean = self.state.get(key)
+            self.state[key] = value.clone() if mean is None or not value.is_floating_point() \
+                else mean + (value - mean) / len(self.epochs)
+
+
+def evaluate_epoch(run: TrainingRun, epoch: int | str, loss: float | None) -> dict:
+    metrics = dev_metrics(run.model, run.dev_stores, run.data, run.tasks)
+    score = selection_score(metrics)
+    log.info("epoch %s: loss %s, dev %s, score %.4f", epoch, loss if loss is None else round(loss, 4),
+             {t: round(m[PRIMARY_METRIC[t]], 4) for t, m in metrics.items()}, score)
+    return {"epoch": epoch, "train_loss": loss, "dev": metrics, "dev_score": score}
+
+
+def fit(run: TrainingRun) -> tuple[list[dict], dict | None]:
     """Epochs until cfg.epochs or cfg.patience epochs without a better dev score; the model ends with
-    the weights of its best epoch. Returns the per-epoch history."""
+    the weights of its best epoch, or with the average of epochs >= cfg.average_from when that scores
+    better on dev. Returns the per-epoch history and the averaged model's dev entry (None without one)."""
     cfg, history, best, best_state, waited = run.cfg, [], -1.0, None, 0
+    average = WeightAverage()
     for epoch in range(1, cfg.epochs + 1):
-        loss = train_epoch(run, f"epoch {epoch}/{cfg.epochs}")
-        metrics = dev_metrics(run.model, run.dev_stores, run.data, run.tasks)
-        score = selection_score(metrics)
-        history.append({"epoch": epoch, "train_loss": loss, "dev": metrics, "dev_score": score})
-        log.info("epoch %d: loss %.4f, dev %s, score %.4f", epoch, loss,
-                 {t: round(m[PRIMARY_METRIC[t]], 4) for t, m in metrics.items()}, score)
-        if score > best:
-            best, best_state, waited = score, copy.deepcopy(checkpoint.trained_state(run.model)), 0
+        entry = evaluate_epoch(run, epoch, train_epoch(run, f"epoch {epoch}/{cfg.epochs}"))
+        history.append(entry)
+        if cfg.average_from and epoch >= cfg.average_from:
+            average.add(epoch, checkpoint.trained_state(run.model))
+        if entry["dev_score"] > best:
+            best, best_state, waited = entry["dev_score"], copy.deepcopy(checkpoint.trained_state(run.model)), 0
         else:
             waited += 1
             if waited >= cfg.patience:
                 log.info("early stop: no dev improvement for %d epochs", waited)
                 break
-    run.model.load_state_dict(best_state, strict=False)
-    return history
+    averaged = None
+    if len(average.epochs) > 1:
+        run.model.load_state_dict(average.state, strict=False)
+        averaged = {**evaluate_epoch(run, f"average of {average.epochs}", None), "epochs": average.epochs}
+        averaged["kept"] = averaged["dev_score"] > best
+    if not (averaged and averaged["kept"]):
+        run.model.load_state_dict(best_state, strict=False)
+    return history, averaged
 
 
 def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict[str, TaskData],
@@ -303,8 +340,9 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     started = time.perf_counter()
     run = prepare(cfg, encoder or SentenceEncoder.load(cfg.backbone))
     feature_seconds = time.perf_counter() - started
-    history = fit(run)
+    history, averaged = fit(run)
     best_epoch = max(history, key=lambda h: h["dev_score"])
+    kept = averaged if averaged and averaged["kept"] else best_epoch
     model, tasks = run.model, run.tasks
     calibration = calibrate(model, run.dev_stores, run.data, tasks) if cfg.calibrate else {}
     for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
@@ -312,8 +350,8 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     model.config.extra = {"trained_tasks": tasks, "train_config": asdict(cfg)}
     scope = fit_scope(model.encoder, run.data["intent"]) if cfg.fit_scope else None
     checkpoint.save(model, out, scope)
-    metrics = {"best_epoch": best_epoch["epoch"], "dev": best_epoch["dev"], "dev_score": best_epoch["dev_score"],
-               "history": history, "calibration": calibration, "scope": model.config.scope,
+    metrics = {"best_epoch": best_epoch["epoch"], "dev": kept["dev"], "dev_score": kept["dev_score"],
+               "history": history, "weight_average": averaged, "calibration": calibration, "scope": model.config.scope,
                "task_probabilities": run.probs, "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}

@@ -12,7 +12,8 @@ from mtl_core.features import compute_features, logits_from_features
 from mtl_core.model import MultiTaskModel
 from mtl_core.settings import SettingsError
 from mtl_core.train import parser, resolve_config
-from mtl_core.training import TaskLossWeighting, TrainConfig, class_weights, load_data, task_probabilities, train
+from mtl_core.training import (TaskLossWeighting, TrainConfig, WeightAverage, class_weights, load_data,
+                               make_optimizer, task_probabilities, train)
 
 TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
 
@@ -65,6 +66,31 @@ def test_frozen_backbone_training_with_uncertainty_weighting(tmp_path, tiny_data
     assert set(metrics["uncertainty_log_vars"]) == {"intent", "sentiment"}
     assert metrics["task_probabilities"] == {"intent": 0.5, "sentiment": 0.5}
     assert metrics["calibration"]["intent"]["temperature"] > 0
+
+
+def test_weight_averaged_run_keeps_the_better_of_average_and_best_epoch(tmp_path, tiny_data_dir, tiny_backbone_dir):
+    cfg, encoder, _, metrics = run_training(tmp_path, tiny_data_dir, tiny_backbone_dir, task_layers=2,
+                                            average_from=2, label_smoothing={"intent": 0.1}, layer_lr_decay=0.5)
+    averaged = metrics["weight_average"]
+    assert averaged["epochs"] == [2, 3, 4]
+    best_single = max(h["dev_score"] for h in metrics["history"])
+    assert metrics["dev_score"] == max(best_single, averaged["dev_score"])
+    assert averaged["kept"] == (averaged["dev_score"] > best_single)
+
+
+def test_weight_average_is_the_mean_of_the_added_states():
+    average = WeightAverage()
+    for epoch, value in enumerate([1.0, 2.0, 6.0], start=1):
+        average.add(epoch, {"w": torch.full((2,), value), "step": torch.tensor(epoch)})
+    torch.testing.assert_close(average.state["w"], torch.full((2,), 3.0))
+    assert average.state["step"].item() == 3  # integer buffers keep their last value
+
+
+def test_layer_lr_decay_slows_the_lower_task_layers(tiny_encoder):
+    model = MultiTaskModel.build(tiny_encoder, ["x", "y"], task_layers=2)
+    cfg = TrainConfig(lr=1e-3, layer_lr_decay=0.5, head_lr=1e-2)
+    optimizer = make_optimizer(model, TaskLossWeighting(["intent"], {}, False), cfg)
+    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 1e-3, 1e-2]
 
 
 def test_a_run_on_some_tasks_marks_only_those_heads_trained(tmp_path, tiny_data_dir, tiny_backbone_dir):
