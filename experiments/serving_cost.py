@@ -1,86 +1,79 @@
-"""Serving both tasks: one multi-task model vs two separate single-task models (question 2).
+"""Serving both tasks: one multi-task model vs separate single-task models (Step 3, one model or two).
 
-    python -m experiments.serving_cost [--sentences 1000] [--repeats 5]
+    python -m experiments.serving_cost [--sentences 1000] [--repeats 7]
 
-Each setup is measured in its own fresh process (so resident memory is its own): parameters held,
-RSS after loading and after serving, and the median time to answer both tasks for the same sentences.
-The setups alternate A/B/A/B over --rounds processes each; medians over all repeats are reported.
-Writes experiments/results/q2_serving.json.
+Compute does not depend on the weights' values, so every setup runs the shipped checkpoint's layers in
+the shape the setup would have, in one process, on the same batches, setups interleaved per repeat:
+
+- multi-task, as served: 6 shared layers (the shown embedding) + the 2-layer task copy + both heads
+  = 8 layers per sentence;
+- two single-task models, both tasks only: each runs its own 6 layers (4 + its 2 fine-tuned) and one
+  head = 12 layers per sentence (the fair comparison: a single-task model needs no second branch);
+- the same two + the original encoder for the shown embedding (what this app would need) = 18 layers;
+- two two-branch models (the multi-task model run once per task: the old comparison) = 16 layers.
+
+Reports the median time per setup and its ratio to the multi-task model. Writes
+experiments/results/q2_serving.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 
 import numpy as np
-import psutil
+import torch
 
 from benchmarks.run import load_sentences
 from experiments import save_result
-from mtl_core.settings import ROOT, Settings
+from mtl_core.predictor import Predictor
+from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
 
-SETUPS = {  # name -> checkpoints that together answer both tasks
-    "multi-task (one model)": ["runs/exp/q1_freeze/top2_s0"],
-    "two separate models": ["runs/exp/q2_separate/intent_only_s0", "runs/exp/q2_separate/sentiment_only_s0"],
+TASKS = ["intent", "sentiment"]
+
+
+def single_task(model, batch: dict, task: str) -> torch.Tensor:
+    """A single-task model: its first layers, its fine-tuned top layers and its head; no embedding branch."""
+    return model.heads_from_shared(model.shared_states(**batch), batch["attention_mask"], [task])[task]
+
+
+SETUPS = {  # name -> (transformer layers per sentence, what it runs on one batch)
+    "multi-task (one model, as served)": (8, lambda m, b: m(**b)),
+    "two single-task models (both tasks only)": (12, lambda m, b: [single_task(m, b, t) for t in TASKS]),
+    "two single-task models + original encoder for the embedding": (
+        18, lambda m, b: ([single_task(m, b, t) for t in TASKS], m.encoder.hidden_states(last_layer=6, **b))),
+    "two two-branch models (the multi-task model once per task)": (16, lambda m, b: [m(**b, tasks=[t]) for t in TASKS]),
 }
 
 
-def sentences(n: int) -> list[str]:
-    return load_sentences(Settings.from_env().training_data_dir, None)[:n]
-
-
-def worker(checkpoints: list[str], n: int, repeats: int) -> dict:
-    """In this process: load every checkpoint with its own backbone, answer both tasks `repeats` times."""
-    import torch
-
-    from mtl_core.predictor import Predictor
-
-    rss = lambda: psutil.Process().memory_info().rss / 2**20  # noqa: E731
-    texts = sentences(n)
-    base = rss()
-    predictors = [Predictor.load(c) for c in checkpoints]
-    loaded = rss()
-    parameters = sum(p.numel() for pr in predictors for p in pr.model.parameters())
-    times = []
+@torch.inference_mode()
+def measure(n: int, repeats: int, batch_size: int = 64) -> dict:
+    model = Predictor.load(str(DEFAULT_CHECKPOINT)).model.eval()
+    encoder = model.encoder
+    texts = load_sentences(Settings.from_env().training_data_dir, None)[:n]
+    batches = [encoder.tokenize(texts[i:i + batch_size]) for i in range(0, n, batch_size)]
+    seconds: dict[str, list[float]] = {name: [] for name in SETUPS}
     for _ in range(repeats):
-        started = time.perf_counter()
-        for predictor in predictors:
-            predictor.run(texts)
-        times.append(time.perf_counter() - started)
-    return {"parameters": parameters, "rss_model_mb": round(loaded - base, 1), "rss_peak_mb": round(rss(), 1),
-            "seconds": times, "torch_threads": torch.get_num_threads()}
+        for name, (_, run) in SETUPS.items():
+            started = time.perf_counter()
+            for batch in batches:
+                run(model, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
+            seconds[name].append(time.perf_counter() - started)
+    reference = float(np.median(seconds[next(iter(SETUPS))]))
+    return {name: {"layers_per_sentence": layers, "median_s": round(float(np.median(seconds[name])), 3),
+                   "ratio_to_multitask": round(float(np.median(seconds[name])) / reference, 2),
+                   "seconds": [round(s, 3) for s in seconds[name]]}
+            for name, (layers, _) in SETUPS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sentences", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=3, help="per process")
-    p.add_argument("--rounds", type=int, default=2, help="processes per setup, alternating")
-    p.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds over the setups")
     args = p.parse_args(argv)
-    if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.sentences, args.repeats)))
-        return 0
-    runs: dict[str, list[dict]] = {name: [] for name in SETUPS}
-    for _ in range(args.rounds):
-        for name, checkpoints in SETUPS.items():
-            out = subprocess.run([sys.executable, "-m", "experiments.serving_cost", "--sentences", str(args.sentences), "--repeats",
-                                  str(args.repeats), "--worker", *checkpoints], cwd=ROOT, check=True,
-                                 capture_output=True, text=True)
-            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     report = {"command": " ".join(["python", "-m", "experiments.serving_cost", *sys.argv[1:]]),
-              "sentences": args.sentences, "setups": {}}
-    for name, results in runs.items():
-        seconds = [s for r in results for s in r["seconds"]]
-        report["setups"][name] = {"checkpoints": SETUPS[name], "parameters": results[0]["parameters"],
-                                  "rss_model_mb": float(np.median([r["rss_model_mb"] for r in results])),
-                                  "rss_peak_mb": float(np.median([r["rss_peak_mb"] for r in results])),
-                                  "median_s": round(float(np.median(seconds)), 3), "runs": len(seconds)}
-    mtl, separate = report["setups"].values()
-    report["separate_vs_multitask_time_ratio"] = round(separate["median_s"] / mtl["median_s"], 2)
+              "sentences": args.sentences, "torch_threads": torch.get_num_threads(),
+              "setups": measure(args.sentences, args.repeats)}
     save_result("q2_serving", report)
     return 0
 

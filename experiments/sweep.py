@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.path.relpath(Settings.from_env().training_data_dir, ROOT))
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--dev-only", action="store_true", help="train and compare on dev; no test evaluation")
+    p.add_argument("--seeds", nargs="*", type=int,
+                   help="run only these seeds (e.g. one more), keeping the other seeds already in the results")
     args = p.parse_args(argv)
     spec_path = Path(args.sweep).resolve()
     os.chdir(ROOT)  # the printed commands are relative to the repository root
@@ -139,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and run["name"] not in args.only:
             continue
         config = run_config(name, run, spec.get("base", {}))
+        wanted = args.seeds if args.seeds is not None else run.get("seeds", [0])
         seeds = [run_seed(config, seed, Path("runs", "exp", name, f"{run['name']}_s{seed}"), args.data_dir,
-                          args.dry_run, not args.dev_only) for seed in run.get("seeds", [0])]
+                          args.dry_run, not args.dev_only) for seed in wanted]
         if args.dry_run:
             continue
+        kept = [s for s in results.get(run["name"], {}).get("seeds", []) if s["seed"] not in wanted]
+        seeds = sorted(kept + seeds, key=lambda s: s["seed"]) if args.seeds is not None else seeds
         results[run["name"]] = {"config": str(config.relative_to(ROOT)), "label": run.get("label", run["name"]),
                                 "seeds": seeds, "summary": summarise(seeds), "dev_summary": summarise(seeds, "dev")}
         results_path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,8 @@ class TrainConfig:
     train_size: dict[str, int] = option(dict, "stratified subsample of a task's train split, e.g. sentiment=500")
     limit: int | None = option(None, "cap every split at this many rows (tests, quick runs)")
     epochs: int = option(8, "maximum epochs (an epoch = as many steps as all tasks' rows / batch size)")
+    epoch_steps: int = option(0, "steps per epoch instead (0: all tasks' rows / batch size): an equal step "
+                                 "budget for runs on different data sizes")
     batch_size: int = option(32, "sentences per step")
     lr: float = option(1e-4, "learning rate of the task layers (of the top one with --layer-lr-decay)")
     layer_lr_decay: float = option(1.0, "each task layer below the top trains at this factor of the one above")
@@ -224,7 +226,7 @@ def prepare(cfg: TrainConfig, encoder: SentenceEncoder) -> TrainingRun:
     train_stores = {t: cached_features(model, data[t].train.texts, cfg.cache_dir, f"{t} train features") for t in tasks}
     dev_stores = {t: cached_features(model, data[t].dev.texts, cfg.cache_dir, f"{t} dev features") for t in tasks}
     sizes = {t: len(data[t].train) * cfg.oversample.get(t, 1.0) for t in tasks}
-    steps = math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
+    steps = cfg.epoch_steps or math.ceil(sum(len(data[t].train) for t in tasks) / cfg.batch_size)
     np_rng = np.random.default_rng(cfg.seed)
     samplers = {t: BatchSampler(len(data[t].train), cfg.batch_size, np_rng, train_stores[t].token_lengths())
                 for t in tasks}
@@ -352,7 +354,7 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     checkpoint.save(model, out, scope)
     metrics = {"best_epoch": best_epoch["epoch"], "dev": kept["dev"], "dev_score": kept["dev_score"],
                "history": history, "weight_average": averaged, "calibration": calibration, "scope": model.config.scope,
-               "task_probabilities": run.probs, "train_rows": {t: len(run.data[t].train) for t in tasks},
+               "task_probabilities": run.probs, "steps_per_epoch": run.steps, "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}
                                         if run.weighting.learned else None),

@@ -62,8 +62,10 @@ def test_training_lowers_loss_keeps_frozen_weights_and_round_trips(tmp_path, tin
 
 def test_frozen_backbone_training_with_uncertainty_weighting(tmp_path, tiny_data_dir, tiny_backbone_dir):
     _, _, _, metrics = run_training(tmp_path, tiny_data_dir, tiny_backbone_dir, task_layers=0,
-                                    uncertainty_weighting=True, sampling="uniform", class_weighting=["sentiment"])
+                                    uncertainty_weighting=True, sampling="uniform", class_weighting=["sentiment"],
+                                    epoch_steps=3)
     assert set(metrics["uncertainty_log_vars"]) == {"intent", "sentiment"}
+    assert metrics["steps_per_epoch"] == 3
     assert metrics["task_probabilities"] == {"intent": 0.5, "sentiment": 0.5}
     assert metrics["calibration"]["intent"]["temperature"] > 0
 
