@@ -80,13 +80,107 @@ def serving_table() -> str:
     report = load("q2_serving")
     if not report:
         return "_not measured yet_"
-    lines = [f"Both tasks for {report['sentences']:,} sentences (`{report['command']}`):", "",
-             "| setup | parameters held | RSS of the loaded models MB | median time s |", "|---|---|---|---|"]
+    lines = [f"Both tasks for {report['sentences']:,} sentences, median of {len(next(iter(report['setups'].values()))['seconds'])} "
+             f"interleaved rounds (`{report['command']}`):", "",
+             "| setup | transformer layers per sentence | median time s | vs multi-task |", "|---|---|---|---|"]
     for name, s in report["setups"].items():
-        lines.append(f"| {name} | {s['parameters']:,} | {s['rss_model_mb']:.0f} | {s['median_s']:.2f} |")
-    lines.append(f"\nTwo separate models take **{report['separate_vs_multitask_time_ratio']}x** the time of one "
-                 "multi-task model.")
+        lines.append(f"| {name} | {s['layers_per_sentence']} | {s['median_s']:.2f} | {s['ratio_to_multitask']:.2f}x |")
     return "\n".join(lines)
+
+
+def pretraining_table() -> str:
+    report = load("pretraining")
+    if not report:
+        return "_not measured yet_"
+    labels = {"tfidf_logistic": "TF-IDF word 1-2-grams + logistic regression (no pre-training)",
+              "random_weights_probe": "same architecture, random weights, frozen + linear probe",
+              "frozen_knn": "pre-trained, entirely frozen (the shown embedding) + k-NN",
+              "frozen_probe": "pre-trained, entirely frozen (the shown embedding) + linear probe",
+              "fine_tuned_shipped": "pre-trained + top-2 copy fine-tuned (shipped model)"}
+    intent, sentiment = report["tasks"]["intent"], report["tasks"]["sentiment"]
+    lines = ["| method | intent acc. % dev / test | sentiment macro-recall % dev / test | chosen on dev (C or k) |",
+             "|---|---|---|---|"]
+    for key, label in labels.items():
+        cells = [f"{r['dev'] * 100:.2f} / {r['test'] * 100:.2f}" if "dev" in r else f"– / {r['test'] * 100:.2f}"
+                 for r in (intent[key], sentiment[key])]
+        chosen = " / ".join(str(r["chosen"]) for r in (intent[key], sentiment[key]) if "chosen" in r) or "–"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {chosen} |")
+    return "\n".join(lines)
+
+
+def encoder_sizes_table() -> str:
+    report = load("encoder_sizes")
+    if not report:
+        return "_not measured yet_"
+    lines = ["| encoder | layers x hidden | parameters | MTEB average (56) | MTEB Banking77 | MTEB tweet sentiment "
+             "| CPU ms / sentence here | CPU cost vs MiniLM-L6 |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | {m['layers']} x {m['hidden']} | {m['parameters'] / 1e6:.1f}M | {m['mteb_average_56']:.2f} "
+                     f"[{m['sources'][0]}] | {m['mteb_banking77']:.2f} [{m['sources'][1]}] | "
+                     f"{m['mteb_tweet_sentiment']:.2f} [{m['sources'][1]}] | {m['cpu_ms_per_sentence']:.1f} | "
+                     f"{m['cpu_cost_vs_minilm_l6']:.1f}x |")
+    lines += ["", "Sources: " + "; ".join(f"[{k}] {v}" for k, v in report["sources"].items()) + ".",
+              f"CPU cost: `{report['command']}`, {report['sentences']} sentences, {report['torch_threads']} threads."]
+    return "\n".join(lines)
+
+
+def curve_points(results: dict, prefix: str) -> list[tuple[int, dict]]:
+    return sorted((int(name.split("_n")[1]), run["dev_summary"]["sentiment.macro_recall"])
+                  for name, run in results.items() if name.startswith(prefix))
+
+
+def learning_curve_table() -> str:
+    results = load("q5_learning_curve")
+    if not results:
+        return "_not measured yet_"
+    mtl, single = dict(curve_points(results, "mtl_")), dict(curve_points(results, "single_"))
+    lines = ["| sentiment training tweets | multi-task (dev, mean ± std) | sentiment only (dev) | difference |",
+             "|---|---|---|---|"]
+    for n in sorted(mtl):
+        a, b = mtl[n], single.get(n)
+        if b:
+            lines.append(f"| {n:,} | {a['mean'] * 100:.2f} ± {a['std'] * 100:.2f} ({a['n']}) | "
+                         f"{b['mean'] * 100:.2f} ± {b['std'] * 100:.2f} ({b['n']}) | {(a['mean'] - b['mean']) * 100:+.2f} |")
+    return "\n".join(lines)
+
+
+def accuracy_table() -> str:
+    results = load("q4_accuracy")
+    shipped = json.loads((ROOT / "assets" / "checkpoint" / "metrics.json").read_text())
+    shipped_test = json.loads((ROOT / "assets" / "checkpoint" / "eval_test" / "metrics.json").read_text())["tasks"]
+    lines = ["| run | layers per sentence | intent acc. % dev | sentiment macro-recall % dev | dev score | "
+             "intent acc. % test | sentiment macro-recall % test | training wall time |", "|---|---|---|---|---|---|---|---|"]
+    rows = [("shipped before: 2-layer copy, uniform sampling, best epoch (`assets/checkpoint` history)", 8,
+             shipped["history"][shipped["best_epoch"] - 1]["dev"], shipped_test, shipped["wall_seconds"]["total"])]
+    for name, run in results.items():
+        seed = run["seeds"][0]
+        layers = 6 + json.loads((ROOT / run["config"]).read_text()).get("task_layers", 2)
+        rows.append((f"{run['label']} (`{run['config']}`)", layers, seed["dev"], seed["test"], seed["wall_seconds"]["total"]))
+    for label, layers, dev, test, seconds in rows:
+        score = (dev["intent"]["accuracy"] + dev["sentiment"]["macro_recall"]) / 2
+        tested = (f"{test['intent']['accuracy'] * 100:.2f} | {test['sentiment']['macro_recall'] * 100:.2f}" if test
+                  else "not evaluated (not a finalist) | –")
+        lines.append(f"| {label} | {layers} | {dev['intent']['accuracy'] * 100:.1f} | "
+                     f"{dev['sentiment']['macro_recall'] * 100:.2f} | {score:.4f} | {tested} | {seconds / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def learning_curve_figure() -> go.Figure | None:
+    results = load("q5_learning_curve")
+    if not results:
+        return None
+    fig = go.Figure()
+    for prefix, name, colour in (("mtl_", "multi-task (+ 9,003 intent sentences)", "#4c78a8"),
+                                 ("single_", "sentiment only", "#e45756")):
+        points = curve_points(results, prefix)
+        fig.add_trace(go.Scatter(x=[n for n, _ in points], y=[m["mean"] * 100 for _, m in points], name=name,
+                                 mode="lines+markers", line={"color": colour},
+                                 error_y={"type": "data", "array": [m["std"] * 100 for _, m in points]}))
+    fig.update_layout(title="Task B learning curve: one shared trainable layer, equal sentiment steps",
+                      xaxis={"type": "log", "title": "sentiment training tweets"}, template="plotly_white",
+                      yaxis={"title": "sentiment macro-recall % on dev (mean ± std, 3 seeds)"}, width=900, height=480,
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
 
 
 def bars(fig: go.Figure, runs: list[dict], key: str, col: int, name: str, color: str | None = None,
@@ -157,13 +251,19 @@ def figures() -> list[Path]:
         path = FIGURES / f"{name}.png"
         fig.write_image(path)
         written.append(path)
+    curve = learning_curve_figure()
+    if curve:
+        curve.write_image(FIGURES / "q5_learning_curve.png")
+        written.append(FIGURES / "q5_learning_curve.png")
     return written
 
 
 def main() -> int:
     tables = {"q1_freeze": sweep_table("q1_freeze", drift=True), "q1_sequential": sweep_table("q1_sequential"),
               "q2_separate": sweep_table("q2_separate"), "q2_serving": serving_table(),
-              "q3_scarce": sweep_table("q3_scarce"), "q3_shared": sweep_table("q3_shared")}
+              "q3_scarce": sweep_table("q3_scarce"), "q3_shared": sweep_table("q3_shared"),
+              "q4_accuracy": accuracy_table(), "pretraining": pretraining_table(),
+              "encoder_sizes": encoder_sizes_table(), "q5_learning_curve": learning_curve_table()}
     text = DOC.read_text()
     for name, table in tables.items():
         text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m: m[1] + table + "\n" + m[2],

@@ -59,7 +59,7 @@ and **Task B**, the sentiment (negative / neutral / positive).
   UMAP fitted once on labelled example sentences, so even a few sentences land among meaningful
   neighbours.
 
-Training, evaluation and the measured results are described in the project's README.
+Training, evaluation and the measured results are described in the project's README and docs/.
 """
 
 
@@ -77,12 +77,15 @@ def in_app_links(markdown: str) -> str:
     return re.sub(r"\[([^\]]+)\]\((?!https?:|#|/gradio_api/)[^)]*\)", r"\1", markdown)
 
 
+STEP3_HEADING = "## Step 3: training decisions"
+
+
 def experiments_markdown() -> str:
-    """The README's Discussion (the measured answers to the design questions), for the About tab."""
+    """The README's Step 3 (the measured answers to the training questions), word for word, for the About tab."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    _, found, rest = readme.partition("\n## Discussion\n")
+    _, found, rest = readme.partition(f"\n{STEP3_HEADING}\n")
     body = rest.split("\n## ", 1)[0].strip() if found else "(see the full write-up below)"
-    return ("### Experiments: what to freeze, multi-task or not, little data\n" + in_app_links(body) +
+    return (f"#{STEP3_HEADING}\n" + in_app_links(body) +
             "\n\nThe full write-up, with every table and the command behind it, is below.")
 
 
