@@ -59,11 +59,15 @@ def drift_cells(run: dict) -> list[str]:
     return [f"{cosine:.3f}", f"{spearman:.3f}"]
 
 
+def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def sweep_table(name: str, drift: bool = False) -> str:
     results = load(name)
     headers = ["run", "seeds", "intent acc. % (test)", "sentiment macro-recall % (test)", "trainable params",
                "wall s: total (frozen features)"] + (DRIFT_HEADERS if drift else []) + ["config"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    rows = []
     for run in results.values():
         summary, first = run["summary"], run["seeds"][0]
         tasks = reported_tasks(run)
@@ -72,20 +76,20 @@ def sweep_table(name: str, drift: bool = False) -> str:
                  f"{first['trainable_parameters']:,}", time_cell(run["seeds"])]
         cells += drift_cells(run) if drift else []
         cells.append(f"`{run['config']}`")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return "\n".join(markdown_table(headers, rows))
 
 
 def serving_table() -> str:
     report = load("q2_serving")
     if not report:
         return "_not measured yet_"
-    lines = [f"Both tasks for {report['sentences']:,} sentences, median of {len(next(iter(report['setups'].values()))['seconds'])} "
-             f"interleaved rounds (`{report['command']}`):", "",
-             "| setup | transformer layers per sentence | median time s | vs multi-task |", "|---|---|---|---|"]
-    for name, s in report["setups"].items():
-        lines.append(f"| {name} | {s['layers_per_sentence']} | {s['median_s']:.2f} | {s['ratio_to_multitask']:.2f}x |")
-    return "\n".join(lines)
+    rounds = len(next(iter(report["setups"].values()))["seconds"])
+    rows = [[name, str(s["layers_per_sentence"]), f"{s['median_s']:.2f}", f"{s['ratio_to_multitask']:.2f}x"]
+            for name, s in report["setups"].items()]
+    return "\n".join([f"Both tasks for {report['sentences']:,} sentences, median of {rounds} interleaved rounds "
+                      f"(`{report['command']}`):", ""] +
+                     markdown_table(["setup", "transformer layers per sentence", "median time s", "vs multi-task"], rows))
 
 
 def pretraining_table() -> str:
@@ -98,27 +102,26 @@ def pretraining_table() -> str:
               "frozen_probe": "pre-trained, entirely frozen (the shown embedding) + linear probe",
               "fine_tuned_shipped": "pre-trained + top-2 copy fine-tuned (shipped model)"}
     intent, sentiment = report["tasks"]["intent"], report["tasks"]["sentiment"]
-    lines = ["| method | intent acc. % dev / test | sentiment macro-recall % dev / test | chosen on dev (C or k) |",
-             "|---|---|---|---|"]
+    rows = []
     for key, label in labels.items():
         cells = [f"{r['dev'] * 100:.2f} / {r['test'] * 100:.2f}" if "dev" in r else f"– / {r['test'] * 100:.2f}"
                  for r in (intent[key], sentiment[key])]
         chosen = " / ".join(str(r["chosen"]) for r in (intent[key], sentiment[key]) if "chosen" in r) or "–"
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {chosen} |")
-    return "\n".join(lines)
+        rows.append([label, *cells, chosen])
+    return "\n".join(markdown_table(["method", "intent acc. % dev / test", "sentiment macro-recall % dev / test",
+                                      "chosen on dev (C or k)"], rows))
 
 
 def encoder_sizes_table() -> str:
     report = load("encoder_sizes")
     if not report:
         return "_not measured yet_"
-    lines = ["| encoder | layers x hidden | parameters | MTEB average (56) | MTEB Banking77 | MTEB tweet sentiment "
-             "| CPU ms / sentence here | CPU cost vs MiniLM-L6 |", "|---|---|---|---|---|---|---|---|"]
-    for name, m in report["models"].items():
-        lines.append(f"| {name} | {m['layers']} x {m['hidden']} | {m['parameters'] / 1e6:.1f}M | {m['mteb_average_56']:.2f} "
-                     f"[{m['sources'][0]}] | {m['mteb_banking77']:.2f} [{m['sources'][1]}] | "
-                     f"{m['mteb_tweet_sentiment']:.2f} [{m['sources'][1]}] | {m['cpu_ms_per_sentence']:.1f} | "
-                     f"{m['cpu_cost_vs_minilm_l6']:.1f}x |")
+    rows = [[name, f"{m['layers']} x {m['hidden']}", f"{m['parameters'] / 1e6:.1f}M",
+             f"{m['mteb_average_56']:.2f} [{m['sources'][0]}]", f"{m['mteb_banking77']:.2f} [{m['sources'][1]}]",
+             f"{m['mteb_tweet_sentiment']:.2f} [{m['sources'][1]}]", f"{m['cpu_ms_per_sentence']:.1f}",
+             f"{m['cpu_cost_vs_minilm_l6']:.1f}x"] for name, m in report["models"].items()]
+    lines = markdown_table(["encoder", "layers x hidden", "parameters", "MTEB average (56)", "MTEB Banking77",
+                            "MTEB tweet sentiment", "CPU ms / sentence here", "CPU cost vs MiniLM-L6"], rows)
     lines += ["", "Sources: " + "; ".join(f"[{k}] {v}" for k, v in report["sources"].items()) + ".",
               f"CPU cost: `{report['command']}`, {report['sentences']} sentences, {report['torch_threads']} threads."]
     return "\n".join(lines)
@@ -134,35 +137,34 @@ def learning_curve_table() -> str:
     if not results:
         return "_not measured yet_"
     mtl, single = dict(curve_points(results, "mtl_")), dict(curve_points(results, "single_"))
-    lines = ["| sentiment training tweets | multi-task (dev, mean ± std) | sentiment only (dev) | difference |",
-             "|---|---|---|---|"]
-    for n in sorted(mtl):
-        a, b = mtl[n], single.get(n)
-        if b:
-            lines.append(f"| {n:,} | {a['mean'] * 100:.2f} ± {a['std'] * 100:.2f} ({a['n']}) | "
-                         f"{b['mean'] * 100:.2f} ± {b['std'] * 100:.2f} ({b['n']}) | {(a['mean'] - b['mean']) * 100:+.2f} |")
-    return "\n".join(lines)
+    cell = lambda m: f"{m['mean'] * 100:.2f} ± {m['std'] * 100:.2f} ({m['n']} seeds)"  # noqa: E731
+    rows = [[f"{n:,}", cell(mtl[n]), cell(single[n]), f"{(mtl[n]['mean'] - single[n]['mean']) * 100:+.2f}"]
+            for n in sorted(mtl) if n in single]
+    return "\n".join(markdown_table(["sentiment training tweets", "multi-task (dev macro-recall %)",
+                                      "sentiment only (dev)", "difference"], rows))
 
 
 def accuracy_table() -> str:
     results = load("q4_accuracy")
-    shipped = json.loads((ROOT / "assets" / "checkpoint" / "metrics.json").read_text())
-    shipped_test = json.loads((ROOT / "assets" / "checkpoint" / "eval_test" / "metrics.json").read_text())["tasks"]
-    lines = ["| run | layers per sentence | intent acc. % dev | sentiment macro-recall % dev | dev score | "
-             "intent acc. % test | sentiment macro-recall % test | training wall time |", "|---|---|---|---|---|---|---|---|"]
-    rows = [("shipped before: 2-layer copy, uniform sampling, best epoch (`assets/checkpoint` history)", 8,
+    before = ROOT / "experiments" / "runs" / "top2_uniform"  # the model shipped before these levers
+    shipped = json.loads((before / "metrics.json").read_text())
+    shipped_test = json.loads((before / "test_metrics.json").read_text())["tasks"]
+    rows = [("shipped before: 2-layer copy, uniform sampling (`experiments/runs/top2_uniform`)", 8,
              shipped["history"][shipped["best_epoch"] - 1]["dev"], shipped_test, shipped["wall_seconds"]["total"])]
     for name, run in results.items():
         seed = run["seeds"][0]
         layers = 6 + json.loads((ROOT / run["config"]).read_text()).get("task_layers", 2)
         rows.append((f"{run['label']} (`{run['config']}`)", layers, seed["dev"], seed["test"], seed["wall_seconds"]["total"]))
+    cells = []
     for label, layers, dev, test, seconds in rows:
         score = (dev["intent"]["accuracy"] + dev["sentiment"]["macro_recall"]) / 2
-        tested = (f"{test['intent']['accuracy'] * 100:.2f} | {test['sentiment']['macro_recall'] * 100:.2f}" if test
-                  else "not evaluated (not a finalist) | –")
-        lines.append(f"| {label} | {layers} | {dev['intent']['accuracy'] * 100:.1f} | "
-                     f"{dev['sentiment']['macro_recall'] * 100:.2f} | {score:.4f} | {tested} | {seconds / 60:.0f} min |")
-    return "\n".join(lines)
+        tested = ([f"{test['intent']['accuracy'] * 100:.2f}", f"{test['sentiment']['macro_recall'] * 100:.2f}"] if test
+                  else ["not evaluated (not a finalist)", "–"])
+        cells.append([label, str(layers), f"{dev['intent']['accuracy'] * 100:.1f}",
+                      f"{dev['sentiment']['macro_recall'] * 100:.2f}", f"{score:.4f}", *tested, f"{seconds / 60:.0f} min"])
+    return "\n".join(markdown_table(["run", "layers per sentence", "intent acc. % dev", "sentiment macro-recall % dev",
+                                      "dev score", "intent acc. % test", "sentiment macro-recall % test",
+                                      "training wall time"], cells))
 
 
 def learning_curve_figure() -> go.Figure | None:

@@ -27,8 +27,8 @@ class SentenceClassificationHead(nn.Module):
     """LayerNorm -> Dropout -> [Linear -> GELU -> Dropout] -> Linear over the pooled sentence vector.
 
     The pooled vector has unit length, so its 384 coordinates are ~0.05: the LayerNorm rescales them
-    to unit variance, where default initialisation and ordinary learning rates work (without it a
-    linear head on frozen features learned far slower: 88.5% vs 90.0% dev intent accuracy).
+    to unit variance, where default initialisation and ordinary learning rates work; without it the
+    linear layer's inputs are ~20x smaller than its initialisation assumes, and it learns that much slower.
     """
 
     def __init__(self, config: HeadConfig, input_size: int):
