@@ -144,26 +144,36 @@ def learning_curve_table() -> str:
                                       "sentiment only (dev)", "difference"], rows))
 
 
+def weight_average_cell(seed: dict) -> str:
+    average = seed.get("weight_average")
+    if not average:
+        return "–"
+    return f"{average['dev_score']:.4f}, " + ("kept" if average["kept"] else f"not kept (epoch {seed['best_epoch']} was better)")
+
+
 def accuracy_table() -> str:
     results = load("q4_accuracy")
     before = ROOT / "experiments" / "runs" / "top2_uniform"  # the model shipped before these levers
     shipped = json.loads((before / "metrics.json").read_text())
     shipped_test = json.loads((before / "test_metrics.json").read_text())["tasks"]
     rows = [("shipped before: 2-layer copy, uniform sampling (`experiments/runs/top2_uniform`)", 8,
-             shipped["history"][shipped["best_epoch"] - 1]["dev"], shipped_test, shipped["wall_seconds"]["total"])]
+             shipped["history"][shipped["best_epoch"] - 1]["dev"], shipped_test, shipped["wall_seconds"]["total"], "–")]
     for name, run in results.items():
         seed = run["seeds"][0]
         layers = 6 + json.loads((ROOT / run["config"]).read_text()).get("task_layers", 2)
-        rows.append((f"{run['label']} (`{run['config']}`)", layers, seed["dev"], seed["test"], seed["wall_seconds"]["total"]))
+        kept = weight_average_cell(seed)
+        rows.append((f"{run['label']} (`{run['config']}`)", layers, seed["dev"], seed["test"],
+                     seed["wall_seconds"]["total"], kept))
     cells = []
-    for label, layers, dev, test, seconds in rows:
+    for label, layers, dev, test, seconds, kept in rows:
         score = (dev["intent"]["accuracy"] + dev["sentiment"]["macro_recall"]) / 2
         tested = ([f"{test['intent']['accuracy'] * 100:.2f}", f"{test['sentiment']['macro_recall'] * 100:.2f}"] if test
                   else ["not evaluated (not a finalist)", "–"])
         cells.append([label, str(layers), f"{dev['intent']['accuracy'] * 100:.1f}",
-                      f"{dev['sentiment']['macro_recall'] * 100:.2f}", f"{score:.4f}", *tested, f"{seconds / 60:.0f} min"])
+                      f"{dev['sentiment']['macro_recall'] * 100:.2f}", f"{score:.4f}", kept, *tested,
+                      f"{seconds / 60:.0f} min"])
     return "\n".join(markdown_table(["run", "layers per sentence", "intent acc. % dev", "sentiment macro-recall % dev",
-                                      "dev score", "intent acc. % test", "sentiment macro-recall % test",
+                                      "dev score", "weight average's dev score", "intent acc. % test", "sentiment macro-recall % test",
                                       "training wall time"], cells))
 
 

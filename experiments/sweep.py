@@ -101,6 +101,7 @@ def run_seed(config: Path, seed: int, output: Path, data_dir: str, dry_run: bool
     if not drift_path.is_file():
         drift_path.write_text(json.dumps(embedding_drift(output, data_dir)) + "\n")
     return {"seed": seed, "best_epoch": metrics["best_epoch"], "dev": metrics["dev"],
+            "weight_average": metrics.get("weight_average"),
             "test": report and {t: {k: m[k] for k in ("accuracy", "macro_f1", "macro_recall", "ece")}
                                 for t, m in report["tasks"].items()},
             "trainable_parameters": metrics["trainable_parameters"],

@@ -1,6 +1,7 @@
 """Evaluating a checkpoint on a data folder's dev or test split (the command is mtl_core/evaluate.py).
 
-Writes <checkpoint>/eval_<split>/: metrics.json, per-class reports, confusion-matrix PNGs.
+Writes <checkpoint>/eval_<split>/ (eval_<split>_bf16/ in bf16): metrics.json, per-class reports,
+confusion-matrix PNGs.
 """
 from __future__ import annotations
 
@@ -53,9 +54,11 @@ def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split:
     """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache.
     When the data folder has oos/ (and with_scope), every out-of-scope scorer too (scope_evaluation.py)."""
     predictor = Predictor.load(checkpoint_dir, precision=precision)
-    out_dir = Path(checkpoint_dir) / f"eval_{split}"
+    # eval_test/ holds the reference (fp32) figures; another precision writes beside them, never over them
+    used = predictor.model.encoder.precision  # bf16 falls back to fp32 on CPUs without it
+    out_dir = Path(checkpoint_dir) / (f"eval_{split}" if used == "fp32" else f"eval_{split}_{used}")
     out_dir.mkdir(exist_ok=True)
-    report: dict = {"checkpoint": str(checkpoint_dir), "split": split, "tasks": {}}
+    report: dict = {"checkpoint": str(checkpoint_dir), "split": split, "precision": used, "tasks": {}}
     for task in predictor.model.task_names:
         data = load_task(data_dir, task)
         part = getattr(data, split)

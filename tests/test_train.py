@@ -209,3 +209,17 @@ def test_feature_cache_key_separates_precisions(tiny_encoder):
     fp32_key = cache_key(model, TEXTS)
     tiny_encoder.precision = "bf16"  # bf16 features must never be served to an fp32 run, or back
     assert cache_key(model, TEXTS) != fp32_key
+
+
+def test_evaluation_writes_bf16_beside_the_fp32_reference_never_over_it(tmp_path, tiny_checkpoint, tiny_data_dir):
+    import shutil
+
+    from mtl_core.evaluation import evaluate_checkpoint
+
+    ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    report = evaluate_checkpoint(ckpt, tiny_data_dir, with_scope=False)
+    assert report["precision"] == "fp32" and 0 <= report["tasks"]["intent"]["accuracy"] <= 1
+    reference = (ckpt / "eval_test" / "metrics.json").read_bytes()
+    other = evaluate_checkpoint(ckpt, tiny_data_dir, precision="bf16", with_scope=False)
+    assert (ckpt / "eval_test" / "metrics.json").read_bytes() == reference or other["precision"] == "fp32"
+    assert (ckpt / f"eval_test{'' if other['precision'] == 'fp32' else '_bf16'}" / "metrics.json").is_file()
