@@ -100,7 +100,7 @@ def pretraining_table() -> str:
               "random_weights_probe": "same architecture, random weights, frozen + linear probe",
               "frozen_knn": "pre-trained, entirely frozen (the shown embedding) + k-NN",
               "frozen_probe": "pre-trained, entirely frozen (the shown embedding) + linear probe",
-              "fine_tuned_shipped": "pre-trained + top-2 copy fine-tuned (shipped model)"}
+              "fine_tuned_shipped": "pre-trained + fine-tuned copy of the top layers (the shipped model)"}
     intent, sentiment = report["tasks"]["intent"], report["tasks"]["sentiment"]
     rows = []
     for key, label in labels.items():

@@ -5,12 +5,12 @@
 Compute does not depend on the weights' values, so every setup runs the shipped checkpoint's layers in
 the shape the setup would have, in one process, on the same batches, setups interleaved per repeat:
 
-- multi-task, as served: 6 shared layers (the shown embedding) + the 2-layer task copy + both heads
-  = 8 layers per sentence;
-- two single-task models, both tasks only: each runs its own 6 layers (4 + its 2 fine-tuned) and one
-  head = 12 layers per sentence (the fair comparison: a single-task model needs no second branch);
+- multi-task, as served: 6 shared layers (the shown embedding) + the k-layer task copy + both heads
+  = 6 + k layers per sentence;
+- two single-task models, both tasks only: each runs its own 6 layers (6 - k + its k fine-tuned) and
+  one head = 12 layers per sentence (the fair comparison: a single-task model needs no second branch);
 - the same two + the original encoder for the shown embedding (what this app would need) = 18 layers;
-- two two-branch models (the multi-task model run once per task: the old comparison) = 16 layers.
+- two two-branch models (the multi-task model run once per task: the old comparison) = 2 (6 + k) layers.
 
 Reports the median time per setup and its ratio to the multi-task model. Writes
 experiments/results/q2_serving.json.
@@ -37,12 +37,13 @@ def single_task(model, batch: dict, task: str) -> torch.Tensor:
     return model.heads_from_shared(model.shared_states(**batch), batch["attention_mask"], [task])[task]
 
 
-SETUPS = {  # name -> (transformer layers per sentence, what it runs on one batch)
-    "multi-task (one model, as served)": (8, lambda m, b: m(**b)),
-    "two single-task models (both tasks only)": (12, lambda m, b: [single_task(m, b, t) for t in TASKS]),
+SETUPS = {  # name -> (transformer layers per sentence for k task layers, what it runs on one batch)
+    "multi-task (one model, as served)": (lambda k: 6 + k, lambda m, b: m(**b)),
+    "two single-task models (both tasks only)": (lambda k: 12, lambda m, b: [single_task(m, b, t) for t in TASKS]),
     "two single-task models + original encoder for the embedding": (
-        18, lambda m, b: ([single_task(m, b, t) for t in TASKS], m.encoder.hidden_states(last_layer=6, **b))),
-    "two two-branch models (the multi-task model once per task)": (16, lambda m, b: [m(**b, tasks=[t]) for t in TASKS]),
+        lambda k: 18, lambda m, b: ([single_task(m, b, t) for t in TASKS], m.encoder.hidden_states(last_layer=6, **b))),
+    "two two-branch models (the multi-task model once per task)": (
+        lambda k: 2 * (6 + k), lambda m, b: [m(**b, tasks=[t]) for t in TASKS]),
 }
 
 
@@ -60,7 +61,8 @@ def measure(n: int, repeats: int, batch_size: int = 64) -> dict:
                 run(model, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
             seconds[name].append(time.perf_counter() - started)
     reference = float(np.median(seconds[next(iter(SETUPS))]))
-    return {name: {"layers_per_sentence": layers, "median_s": round(float(np.median(seconds[name])), 3),
+    k = model.config.task_layers
+    return {name: {"layers_per_sentence": layers(k), "median_s": round(float(np.median(seconds[name])), 3),
                    "ratio_to_multitask": round(float(np.median(seconds[name])) / reference, 2),
                    "seconds": [round(s, 3) for s in seconds[name]]}
             for name, (layers, _) in SETUPS.items()}
