@@ -1,7 +1,7 @@
 """Loading the real task data (Banking77 intents, SemEval 4A sentiment, CLINC150 out-of-scope) from a
 data folder. The one reader of the data CSVs; every other module and script goes through it.
 
-Layout expected under the data folder (see ../shared/data/README.md):
+Layout expected under the data folder (built by `python -m mtl_core.data prepare`, datasets.py):
   intent/{train,test}.csv + labels.json        (no official dev split: carved here, stratified, seeded)
   sentiment/{train,dev,test}.csv + labels.json
   oos/{train,dev,test}.csv                     (optional: requests that are none of the 77 intents)

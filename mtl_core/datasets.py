@@ -9,7 +9,7 @@ one folder per public repository, in the repository's own layout (what `git clon
 
 Every file written is checked against the SHA-256 of the data folder the reported numbers were measured
 on (CHECKSUMS); a file that differs is named with both hashes. The recipe of each file is in the
-docstring of its builder; it is the one in ../shared/data/README.md.
+docstring of its builder.
 """
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ class SentenceEncoder(nn.Module):
     def set_precision(self, precision: str) -> None:
         """"fp32" (default), or "bf16": matrix products in bfloat16 in passes without gradients, about 2x
         faster on CPUs with AMX or AVX512-BF16, embeddings within cosine 0.9999 of fp32, task accuracy
-        unchanged (README, "Performance"); costs a ~20 MB bf16 copy of the layers. Meant for serving;
+        unchanged (docs/performance.md); costs a ~20 MB bf16 copy of the layers. Meant for serving;
         training passes (with gradients) always run in fp32."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)} (set with MTL_PRECISION)")
