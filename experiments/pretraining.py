@@ -57,9 +57,8 @@ def embeddings(encoder: SentenceEncoder, data: TaskData) -> dict[str, np.ndarray
             for split in ("train", "dev", "test")}
 
 
-def random_encoder(seed: int = 0) -> SentenceEncoder:
-    """all-MiniLM-L6-v2's architecture and tokenizer with freshly initialised weights."""
-    pretrained = SentenceEncoder.load()
+def random_encoder(pretrained: SentenceEncoder, seed: int = 0) -> SentenceEncoder:
+    """`pretrained`'s architecture and tokenizer with freshly initialised weights."""
     torch.manual_seed(seed)
     encoder = SentenceEncoder(AutoModel.from_config(pretrained.bert.config), pretrained.tokenizer, name="random")
     return encoder.eval().requires_grad_(False)
@@ -81,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="300 rows per split, print only")
     args = p.parse_args(argv)
     data_dir = Settings.from_env().training_data_dir
-    pretrained, random = SentenceEncoder.load(), random_encoder()
+    pretrained = SentenceEncoder.load()
+    random = random_encoder(pretrained)
     fine_tuned = json.loads((DEFAULT_CHECKPOINT / "eval_test" / "metrics.json").read_text())["tasks"]
     report = {"command": "python -m experiments.pretraining", "metric": PRIMARY_METRIC, "tasks": {}}
     for task in TASKS:

@@ -168,6 +168,7 @@ def prepare(out: Path, originals: Path) -> list[str]:
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        if sha256(data) != CHECKSUMS[name]:
-            differences.append(f"{name}: SHA-256 {sha256(data)}, expected {CHECKSUMS[name]}")
+        digest = sha256(data)
+        if digest != CHECKSUMS[name]:
+            differences.append(f"{name}: SHA-256 {digest}, expected {CHECKSUMS[name]}")
     return differences
