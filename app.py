@@ -24,6 +24,9 @@ from ui.texts import FIGURES, MAX_FILE_SIZE, UNTRAINED_BANNER
 
 log = logging.getLogger("app")
 M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
+# bf16 where the CPU multiplies it in hardware: 2x faster, test metrics within 0.03 points of fp32
+# (docs/performance.md); MTL_PRECISION=fp32 gives the reference values exactly
+APP_PRECISION = "auto"
 # Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
 WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
 
@@ -57,7 +60,7 @@ def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predicto
         log.warning("%s; starting with UNTRAINED heads", err)
         predictor = Predictor.untrained(read_labels(settings.data_dir / "intent"))
     else:
-        predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision)
+        predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision or APP_PRECISION)
     untrained = predictor.model.config.untrained_heads
     return predictor, UNTRAINED_BANNER.format(heads=", ".join(untrained)) if untrained else None
 
@@ -81,6 +84,7 @@ def start(args: argparse.Namespace) -> None:
     if args.share and settings.auth is None:
         log.warning("--share without MTL_AUTH: anyone with the link can use the app")
     predictor, banner = load_predictor(settings, checkpoint_given=args.checkpoint is not None)
+    log.info("model loaded; serving in %s", predictor.encoder.precision)
     predictor.run(WARM_UP)
     predictor.cache = SentenceCache()  # after the warm-up, so it starts empty
     builder = ReferenceBuilder(lambda: load_reference_set(settings.data_dir), predictor.embed).start()

@@ -456,7 +456,7 @@ def projection_section(embeddings: np.ndarray, texts: list[str], settings: Setti
         fits.append({"n": n, "fit_s": round(seconds, 3), "method": proj.method,
                      "scatter_json_bytes": len(figure.to_json().encode())})
     r = settings.reference_points
-    ref_fit_s, model = timed(projection.make_umap(r, 2).fit, embeddings[:r])
+    ref_fit_s, model = timed(projection.CosineUMAP(r, 2).fit, embeddings[:r])
     rest = embeddings[r:]
     transforms = [{"n": n, "transform_s": round(timed(model.transform, rest[:n])[0], 3)}
                   for n in settings.transform_sizes if n <= len(rest)]

@@ -22,7 +22,7 @@ from .config import MAX_TOKENS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")  # fp32: the default and the source of truth; bf16: see set_precision
+PRECISIONS = ("fp32", "bf16", "auto")  # fp32: the default and the source of truth; bf16, auto: see set_precision
 
 
 class BackboneNotFoundError(RuntimeError):
@@ -163,9 +163,12 @@ class SentenceEncoder(nn.Module):
         """"fp32" (default), or "bf16": matrix products in bfloat16 in passes without gradients, about 2x
         faster on CPUs with AMX or AVX512-BF16, embeddings within cosine 0.9999 of fp32, task accuracy
         unchanged (docs/performance.md); costs a ~20 MB bf16 copy of the layers. Meant for serving;
-        training passes (with gradients) always run in fp32."""
+        training passes (with gradients) always run in fp32. "auto": bf16 where the CPU multiplies bf16
+        in hardware, else fp32 (the app's default)."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)} (set with MTL_PRECISION)")
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cpu" and native_bf16() else "fp32"
         if precision == "bf16" and not (self.device.type == "cpu" and native_bf16()):
             log.warning("bf16 needs a CPU with AMX or AVX512-BF16 (elsewhere it is slower); using fp32")
             precision = "fp32"

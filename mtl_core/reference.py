@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import read_rows
-from .projection import make_umap, umap_method, warm_up
+from .projection import CosineUMAP, umap_method, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ReferenceMap:
 
     @classmethod
     def fit(cls, refset: ReferenceSet, embeddings: np.ndarray, dims: tuple[int, ...] = MAP_DIMS) -> "ReferenceMap":
-        models = {d: make_umap(len(refset), d).fit(embeddings) for d in dims}
+        models = {d: CosineUMAP(len(refset), d).fit(embeddings) for d in dims}
         return cls(refset, embeddings, models)
 
     def coords(self, dims: int) -> np.ndarray:

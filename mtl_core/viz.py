@@ -11,6 +11,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,7 +22,6 @@ from scipy.spatial.distance import squareform
 SIMILARITY_RANGE = (-1.0, 1.0)  # fixed, so colours mean the same thing across requests
 SIMILARITY_COLOURS = "RdBu_r"  # diverging: 0 is white, +1 dark red, -1 dark blue
 CELL_TEXT_MAX = 15  # print the value in each cell up to this many sentences
-SCATTERGL_FROM = 500  # WebGL scatter from this many points (SVG gets slow beyond)
 HOVER_WIDTH = 60  # characters per hover line
 HOVER_LIMIT = 400  # characters of a sentence shown in a hover (the table has the rest)
 REFERENCE_HOVER_LIMIT = 90  # reference points: ~1,000 of them travel with every map, so shorter hovers
@@ -43,8 +43,10 @@ LABEL_HEIGHT_SHARE = 0.06  # of the y span
 GROUP_PALETTE = [c if c != "#7F7F7F" else "#393B79" for c in qualitative.D3]
 
 
+@lru_cache(maxsize=8192)
 def hover_text(text: str, limit: int = HOVER_LIMIT) -> str:
-    """Escaped, shortened and wrapped for a plotly hover box."""
+    """Escaped, shortened and wrapped for a plotly hover box. Cached: the reference map's ~1,000 points
+    carry the same hovers on every map (wrapping them took ~40 ms of each 10-sentence request)."""
     if len(text) > limit:
         text = text[:limit - 1] + "…"
     return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, HOVER_WIDTH) or [""])
@@ -159,12 +161,13 @@ def label_colours(labels: Sequence[str], colour_map: dict[str, str] | None = Non
     return {label: (colour_map or {}).get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(ranked)}
 
 
-def scatter_trace(coords: np.ndarray, dims: int, n_points: int, **kwargs) -> go.Scatter | go.Scattergl | go.Scatter3d:
-    """A marker trace in 2-D (WebGL from SCATTERGL_FROM points) or 3-D."""
+def scatter_trace(coords: np.ndarray, dims: int, **kwargs) -> go.Scatter | go.Scatter3d:
+    """A marker trace in 2-D or 3-D. 2-D stays SVG even at the app's largest map (2,000 sentences on
+    ~1,000 reference points): measured in headless chromium (benchmarks/browser.py), WebGL's set-up cost
+    more than SVG's drawing at every size, ~200 ms of a 10-sentence request."""
     if dims == 3:
         return go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers", **kwargs)
-    trace = go.Scattergl if n_points >= SCATTERGL_FROM else go.Scatter
-    return trace(x=coords[:, 0], y=coords[:, 1], mode="markers", **kwargs)
+    return go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="markers", **kwargs)
 
 
 def faded(colour: str) -> str:
@@ -182,7 +185,7 @@ class Background:
     labels: Sequence[str | None]  # colour label per point, None: no colour (the other task's examples)
 
 
-def background_traces(ref: Background, colours: dict[str, str], dims: int, total: int) -> list:
+def background_traces(ref: Background, colours: dict[str, str], dims: int) -> list:
     """One faded trace per coloured label (no legend entry: the user's points carry it) and one grey
     trace for the rest."""
     labels = np.asarray([label or "" for label in ref.labels], dtype=object)
@@ -191,7 +194,7 @@ def background_traces(ref: Background, colours: dict[str, str], dims: int, total
     for label in sorted(set(labels)):
         idx = np.flatnonzero(labels == label)
         colour = faded(colours[label]) if label in colours else REFERENCE_COLOUR
-        traces.append(scatter_trace(ref.coords[idx], dims, total, name=f"reference: {label or 'other'}",
+        traces.append(scatter_trace(ref.coords[idx], dims, name=f"reference: {label or 'other'}",
                                     showlegend=False, legendgroup=label or "reference", text=hover[idx].tolist(),
                                     marker={"size": 4 if dims == 2 else 2.5, "color": colour},
                                     hovertemplate="reference: %{text}<extra></extra>"))
@@ -233,9 +236,9 @@ def region_annotations(ref: Background, dims: int) -> list[dict]:
     return notes
 
 
-def highlight_trace(coords: np.ndarray, dims: int, total: int) -> go.Scatter | go.Scattergl | go.Scatter3d:
+def highlight_trace(coords: np.ndarray, dims: int) -> go.Scatter | go.Scatter3d:
     """Rings around the points a search found."""
-    return scatter_trace(coords, dims, total, name="search results", hoverinfo="skip",
+    return scatter_trace(coords, dims, name="search results", hoverinfo="skip",
                          marker={"size": 18 if dims == 2 else 9, "symbol": "circle-open", "color": "#000",
                                  "line": {"width": 2.5, "color": "#000"}})
 
@@ -258,19 +261,18 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
                          f"({coords.shape[0]}, {len(texts)}, {len(colour_labels)})")
     extra = [html.escape(h, quote=False) for h in hover_extra] if hover_extra else [""] * len(texts)
     hovers = [f"<b>{i + 1}</b>: {hover_text(t)}<br>{e}" for i, (t, e) in enumerate(zip(texts, extra, strict=True))]
-    total = len(texts) + (0 if background is None else len(background.coords))
     all_labels = list(colour_labels) + ([label for label in background.labels if label] if background else [])
     colours = label_colours(all_labels, colour_map)
-    fig = go.Figure(background_traces(background, colours, dims, total) if background else [])
+    fig = go.Figure(background_traces(background, colours, dims) if background else [])
     labels = np.asarray(colour_labels, dtype=object)
     for label in label_colours(colour_labels, colour_map):
         idx = np.flatnonzero(labels == label)
-        fig.add_trace(scatter_trace(coords[idx], dims, total, name=html.escape(label, quote=False), legendgroup=label,
+        fig.add_trace(scatter_trace(coords[idx], dims, name=html.escape(label, quote=False), legendgroup=label,
                                     marker={"size": 9 if dims == 2 else 5, "color": colours[label],
                                             "line": {"width": 1, "color": "#333" if dims == 3 else "white"}},
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
     if highlight is not None and len(highlight):
-        fig.add_trace(highlight_trace(highlight, dims, total))
+        fig.add_trace(highlight_trace(highlight, dims))
     title = "<br>".join(textwrap.wrap(html.escape(f"{len(texts)} sentences · {method}", quote=False), 70))
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 70, "b": 10},
                       legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": -0.02, "x": 0})
@@ -288,9 +290,9 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
 
 
 def placeholder_figure(message: str, height: int = 600) -> go.Figure:
-    """An empty figure with a message, shown before the first analysis: the page then loads plotly and
-    sets up WebGL while the user types, not after the first click (measured: benchmarks/browser.py)."""
-    fig = go.Figure(go.Scattergl(x=[], y=[], mode="markers"))
+    """An empty figure with a message, shown before the first analysis: the page then loads plotly while
+    the user types, not after the first click (measured: benchmarks/browser.py)."""
+    fig = go.Figure(go.Scatter(x=[], y=[], mode="markers"))
     fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
                       annotations=[{"text": html.escape(message, quote=False), "showarrow": False,
                                     "font": {"size": 14, "color": "#666"}}])

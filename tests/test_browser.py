@@ -77,12 +77,14 @@ def test_submit_fills_table_and_draws_both_plots(page):
         box = plot_box(page, elem_id)
         assert box["width"] > 100 and box["height"] > 100, (elem_id, box)
     page.locator("#heatmap .heatmaplayer").first.wait_for()
-    # Count the drawn sentences from plotly's own trace data: big maps are WebGL, without SVG points.
+    # Count the drawn sentences from plotly's own trace data, not from the SVG.
     drawn = page.evaluate("""() => document.querySelector('#map .js-plotly-plot').data
         .filter(t => !t.name.startsWith('reference') && t.name !== 'search results')
         .reduce((n, t) => n + t.text.length, 0)""")
     assert drawn == len(SENTENCES)
     assert "reference map" in page.locator("#map").inner_text()
+    for task in ("intent", "sentiment"):  # row 1 is selected: why it got its labels follows without a click
+        page.wait_for_function(f"() => document.querySelector('#explain-{task}')?.innerText.includes('My card still')")
     # For looking at after a run; the README's screenshots come from scripts/screenshots.py, never from tests.
     target = ROOT / "tests" / "_artifacts" / "screenshot.png"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,14 @@ MAX_METRIC_DROP = 0.003  # the issue's bar for adopting a faster path: task metr
 
 
 def test_unknown_precision_names_the_valid_ones(tiny_encoder):
-    with pytest.raises(ValueError, match=r"valid: \['fp32', 'bf16'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['fp32', 'bf16', 'auto'\]"):
         tiny_encoder.set_precision("int8")
+
+
+def test_auto_means_bf16_exactly_where_the_cpu_multiplies_it_in_hardware(tiny_encoder):
+    tiny_encoder.set_precision("auto")
+    assert tiny_encoder.precision == ("bf16" if native_bf16() else "fp32")
+    tiny_encoder.set_precision("fp32")
 
 
 @needs_bf16

@@ -4,17 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_core.projection import UMAP_MIN_POINTS, pca, project
-from mtl_core.viz import (CELL_TEXT_MAX, NUMBER_TICKS, SCATTERGL_FROM, SENTIMENT_COLOURS, TICK_LABELS_MAX, Background,
+from scipy.spatial.distance import cdist
+
+from mtl_core.projection import UMAP_MIN_POINTS, CosineUMAP, cosine_distances, pca, project
+from mtl_core.viz import (CELL_TEXT_MAX, NUMBER_TICKS, SENTIMENT_COLOURS, TICK_LABELS_MAX, Background,
                           clustered, cluster_order, cosine_similarity, projection_scatter, similarity_heatmap,
                           tick_label)
 
 HTML = '<img src=x onerror="alert(1)"><b>bold</b>'
 
 
-def unit_rows(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def unit_rows(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    return unit(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
 
 
 def two_groups(n_per_group: int = 4, dim: int = 16) -> tuple[np.ndarray, list[int]]:
@@ -142,6 +147,20 @@ def test_project_uses_reproducible_umap_for_enough_sentences():
     assert project(x, 3).coords.shape == (12, 3)
 
 
+def test_cosine_umap_places_new_points_beside_their_cluster():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(3, 16)))
+    points = lambda k: unit(np.repeat(centres, k, axis=0) + 0.05 * rng.normal(size=(3 * k, 16)))  # noqa: E731
+    fitted, new = points(20), points(3)  # cluster of row i: i // k
+    assert np.allclose(cosine_distances(new, fitted), cdist(new, fitted, "cosine"), atol=1e-9)
+    model = CosineUMAP(len(fitted), 2).fit(fitted)
+    np.testing.assert_allclose(model.embedding_, CosineUMAP(len(fitted), 2).fit(fitted).embedding_)  # seeded
+    cluster_centres = model.embedding_.reshape(3, 20, 2).mean(axis=1)
+    placed = model.transform(new)
+    nearest = np.argmin(np.linalg.norm(placed[:, None] - cluster_centres[None], axis=2), axis=1)
+    assert nearest.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
 def test_project_rejects_bad_shapes():
     with pytest.raises(ValueError):
         project(np.zeros((0, 4)))
@@ -165,11 +184,12 @@ def test_scatter_has_a_trace_per_label_with_escaped_hover():
     assert fig.layout.height == 345 and "PCA (test)" in fig.layout.title.text
 
 
-def test_scatter_3d_webgl_threshold_and_reference_background():
-    n = SCATTERGL_FROM
+def test_scatter_2d_stays_svg_at_the_largest_map_and_3d_reference_background():
+    n = 2000
     coords = np.random.default_rng(0).normal(size=(n, 3))
-    fig2 = projection_scatter(coords, ["s"] * n, ["a"] * n, method="m", dims=2)
-    assert fig2.data[0].type == "scattergl"
+    big_ref = Background(np.zeros((1000, 2)), ["r"] * 1000, ["a"] * 1000)
+    fig2 = projection_scatter(coords, ["s"] * n, ["a"] * n, method="m", dims=2, background=big_ref)
+    assert {t.type for t in fig2.data} == {"scatter"}  # WebGL set-up cost more than SVG drawing (viz.scatter_trace)
     ref = Background(np.zeros((3, 3)), ["[intent: X] r1", "r2", "r3"], ["a", None, None])
     fig3 = projection_scatter(coords[:2], ["s", "t"], ["a", "b"], method="m", dims=3, background=ref)
     types = [t.type for t in fig3.data]

@@ -99,8 +99,7 @@ class Events:
     def after_analyse(self, session: Session | None) -> dict:
         """The details of the first sentence, the embedding preview and the download files: made once the
         views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences). The word
-        explanations wait for a row to be selected: on 2 cores their ~0.3 s would compete with the browser
-        drawing the views (measured: benchmarks/browser.py)."""
+        explanations follow in a third step (explain_selected): they take ~0.3 s."""
         if session is None:
             return {}
         analysis = session.analysis
@@ -158,7 +157,7 @@ class Events:
         tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
         partner = analysis.most_similar(i)
         return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
-                **{box: self.explanation(analysis.texts[i], task) if explain else texts.EXPLAIN_ON_SELECT
+                **{box: self.explanation(analysis.texts[i], task) if explain else texts.EXPLAIN_PENDING
                    for task, box in c.explanations.items()},
                 c.neighbours_note: note, c.compare: partner,
                 c.pair: "" if partner is None else pair_note(analysis, i, partner)}
@@ -168,6 +167,12 @@ class Events:
         [found] = self.service.predictor.explain([text], task, label)
         return (texts.explanation_title(task, readable_label(found.label), found.probability) +
                 word_highlights(text, found.spans, found.scores))
+
+    def explain_selected(self, session: Session | None, i: int | None) -> dict:
+        """Why the selected sentence got each label: the last step after Analyse, so it never delays the views."""
+        if session is None or i is None:
+            return {}
+        return {box: self.explanation(session.analysis.texts[i], task) for task, box in self.c.explanations.items()}
 
     def explain_label(self, session: Session | None, i: int | None, evt: gr.SelectData) -> dict:
         """A label clicked in a top list: explain that label instead of the predicted one."""
@@ -228,12 +233,16 @@ class Events:
         light = {**private, "concurrency_limit": None}  # reads the stored analysis only: never queue behind the model
 
         after = {"fn": self.after_analyse, "inputs": [c.session], "outputs": [*details, c.embeddings, c.files], **light}
+        explain = {"fn": self.explain_selected, "inputs": [c.session, c.chooser],
+                   "outputs": list(c.explanations.values()), **heavy}
         c.run.click(self.analyse, [c.text, *view_options], views, api_name="analyse_button",
-                    **heavy).then(api_name="after_button", **after)
+                    **heavy).then(api_name="after_button", **after).then(api_name="explain_button", **explain)
         c.examples.load_input_event.then(self.analyse, [c.text, *view_options], views, api_name="analyse_example",
-                                         **heavy).then(api_name="after_example", **after)
+                                         **heavy).then(api_name="after_example", **after).then(
+                                             api_name="explain_example", **explain)
         c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *views],
-                        api_name="upload_and_analyse", **heavy).then(api_name="after_upload", **after)
+                        api_name="upload_and_analyse", **heavy).then(api_name="after_upload", **after).then(
+                            api_name="explain_upload", **explain)
         c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
         c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
         for label in c.task_labels.values():

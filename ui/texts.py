@@ -34,7 +34,7 @@ EXPLAIN_GUIDE = ("**Why this label?** Each word of the selected sentence is colo
                  "pushes away) the label's probability; stronger colour, larger effect (method: occlusion, one word "
                  "left out at a time). Click another label in a top list to explain that one. A reading aid, not "
                  "proof: words act together, and a word's effect alone is not its effect in company.")
-EXPLAIN_ON_SELECT = "<div style='color: #666'>Select a row to see why it got its labels.</div>"
+EXPLAIN_PENDING = "<div style='color: #666'>Finding the words that drove this label…</div>"
 PREVIEW_NOTE = ("The first {dims} of 384 dimensions and the vector's L2 norm (1: unit length). The files hold "
                 "everything: results.csv has the predict command's columns.")
 ABOUT = f"""
