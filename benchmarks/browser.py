@@ -9,11 +9,15 @@ each timed from the click to (a) the status line saying "Analysed N" (the output
 (b) both plots drawn with the new figures; then the same number of /analyse calls through gradio_client.
 Also the first Analyse on a fresh page, the figure JSON per view, and the server-side cost of each UI
 output (built in this process on the same sentences). Writes benchmarks/browser_results.json.
+`MTL_PRECISION=fp32 python -m benchmarks.browser --out benchmarks/browser_results_fp32.json`: the same on a
+CPU without bf16 in hardware (the app's default there).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import sys
 import tempfile
@@ -130,8 +134,15 @@ def wait_for_reference_map(client_url: str, timeout_s: float = 240) -> None:
         time.sleep(3)
 
 
+def served_precision(app_log: Path) -> str:
+    """What the app computed in (app.py logs "serving in bf16" or "serving in fp32")."""
+    found = re.search(r"serving in (\w+)", app_log.read_text())
+    return found.group(1) if found else "unknown"
+
+
 def markdown(report: dict) -> str:
-    lines = ["| sentences | click -> outputs arrived, p50 ms | click -> all views drawn, p50 ms | /analyse via "
+    lines = [f"App serving in {report['app_precision']}.\n",
+             "| sentences | click -> outputs arrived, p50 ms | click -> all views drawn, p50 ms | /analyse via "
              "gradio_client, p50 ms | runs (drawn, ms) |", "|---|---|---|---|---|"]
     for n, r in report["browser"]["sizes"].items():
         lines.append(f"| {n} | {r['arrived_p50_ms']} | **{r['drawn_p50_ms']}** | {r['api_analyse_p50_ms']} | "
@@ -164,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     with AppProcess(log, ["--data-dir", str(args.data_dir)]) as app:
         app.wait_serving()
         wait_for_reference_map(app.url)
-        report = {"command": " ".join(["python", "-m", "benchmarks.browser", *sys.argv[1:]]), "sizes": sizes,
-                  "browser": measure(app.url, texts, sizes, repeats)}
+        precision = f"MTL_PRECISION={os.environ['MTL_PRECISION']} " if os.environ.get("MTL_PRECISION") else ""
+        report = {"command": precision + " ".join(["python", "-m", "benchmarks.browser", *sys.argv[1:]]), "sizes": sizes,
+                  "browser": measure(app.url, texts, sizes, repeats), "app_precision": served_precision(log)}
     report["server_side"] = server_side_costs(fresh_sentences(texts, 0, sizes[-1]))
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
