@@ -24,10 +24,13 @@ def free_port() -> int:
 class AppProcess:
     """with AppProcess(log, args=[...], env={...}) as app: app.wait_serving(); ... app.url ..."""
 
-    def __init__(self, log: Path, args: list[str] | None = None, env: dict[str, str] | None = None):
+    def __init__(self, log: Path, args: list[str] | None = None, env: dict[str, str] | None = None,
+                 launcher: list[str] | None = None):
+        """launcher: what runs instead of app.py (e.g. ["-m", "benchmarks.timed_app", FILE]); it takes app.py's arguments."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *(args or [])]
+        self.command = [sys.executable, *(launcher or [str(ROOT / "app.py")]), "--host", "127.0.0.1", "--port", str(port),
+                        *(args or [])]
         self.env = {k: v for k, v in os.environ.items() if k not in UNSET}
         self.env.update(GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
         self.log = log

@@ -46,7 +46,21 @@ def click_to_drawn(page, sentences: list[str]) -> dict[str, float]:
     n = len(sentences)
     arrived = page.wait_for_function(ARRIVED, arg=[f"Analysed {n:,} sentence"], timeout=TIMEOUT_MS).json_value()
     drawn = page.wait_for_function(DRAWN, arg=[n], timeout=TIMEOUT_MS).json_value()
-    return {"arrived_ms": arrived - start, "drawn_ms": drawn - start}
+    origin_s = page.evaluate("() => performance.timeOrigin") / 1000  # epoch of performance.now() == 0
+    return {"arrived_ms": arrived - start, "drawn_ms": drawn - start, "click_epoch_s": origin_s + start / 1000}
+
+
+def breakdown(run: dict, spans: list[dict]) -> dict[str, float]:
+    """Split one click's time with the server's span of its Analyse event (benchmarks/timed_app.py): queue
+    and request (click -> event starts), server (the handler and Gradio's pre/postprocessing), to screen
+    (event ends -> outputs applied: transfer, JSON parsing, the page updating its components) and draw
+    (plotly drawing both figures)."""
+    click = run["click_epoch_s"]
+    span = min((s for s in spans if s["event"] == "analyse_button" and s["start"] >= click - 0.05),
+               key=lambda s: s["start"])
+    return {"to_server_ms": (span["start"] - click) * 1000, "server_ms": (span["end"] - span["start"]) * 1000,
+            "to_screen_ms": run["arrived_ms"] - (span["end"] - click) * 1000,
+            "draw_ms": run["drawn_ms"] - run["arrived_ms"]}
 
 
 def call_ms(client, *args, api_name: str) -> float:
@@ -80,7 +94,7 @@ def server_side_costs(sentences: list[str]) -> dict[str, float]:
     return {"build_ms": timings, "json_bytes": sizes}
 
 
-def measure(url: str, texts: list[str], sizes: list[int], repeats: int) -> dict:
+def measure(url: str, texts: list[str], sizes: list[int], repeats: int, events: Path) -> dict:
     from gradio_client import Client
     from playwright.sync_api import sync_playwright
 
@@ -99,13 +113,16 @@ def measure(url: str, texts: list[str], sizes: list[int], repeats: int) -> dict:
                 runs.append(click_to_drawn(page, fresh_sentences(texts, offset, size)))
                 api.append(call_ms(client, "\n".join(fresh_sentences(texts, offset + size, size)), api_name="/analyse"))
                 offset += 2 * size
+            spans = [json.loads(line) for line in events.read_text().splitlines()]
+            parts = [breakdown(r, spans) for r in runs]
             results[str(size)] = {
+                "breakdown_p50_ms": {k: round(statistics.median(p[k] for p in parts)) for k in parts[0]},
                 "arrived_p50_ms": round(statistics.median(r["arrived_ms"] for r in runs)),
                 "drawn_p50_ms": round(statistics.median(r["drawn_ms"] for r in runs)),
                 "drawn_runs_ms": [round(r["drawn_ms"]) for r in runs],
                 "api_analyse_p50_ms": round(statistics.median(api)), "repeats": repeats}
         browser.close()
-    return {"first_on_fresh_page": {k: round(v) for k, v in first.items()}, "sizes": results,
+    return {"first_on_fresh_page": {k: round(first[k]) for k in ("arrived_ms", "drawn_ms")}, "sizes": results,
             "explain": explain_latency(client, texts)}
 
 
@@ -147,6 +164,12 @@ def markdown(report: dict) -> str:
     for n, r in report["browser"]["sizes"].items():
         lines.append(f"| {n} | {r['arrived_p50_ms']} | **{r['drawn_p50_ms']}** | {r['api_analyse_p50_ms']} | "
                      f"{', '.join(map(str, r['drawn_runs_ms']))} |")
+    lines += ["\nWhere a click's time goes, p50 ms (click -> the Analyse event starts on the server / the event "
+              "on the server / its end -> outputs on the page / plotly drawing):\n",
+              "| sentences | to server | server | to screen | draw |", "|---|---|---|---|---|"]
+    for n, r in report["browser"]["sizes"].items():
+        b = r["breakdown_p50_ms"]
+        lines.append(f"| {n} | {b['to_server_ms']} | {b['server_ms']} | {b['to_screen_ms']} | {b['draw_ms']} |")
     first, why = report["browser"]["first_on_fresh_page"], report["browser"]["explain"]
     lines.append(f"\nWhy this label? (/explain through gradio_client, {why['sentences']} new sentences of up to 30 "
                  f"words): {why['per_call_p50_ms']} ms p50 per head; both heads of a sentence "
@@ -172,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     sizes, repeats = ([10, 30], 2) if args.quick else ([int(s) for s in args.sizes.split(",")], args.repeats)
     texts = load_sentences(args.data_dir, None)
     log = Path(tempfile.gettempdir()) / "mtl_browser_benchmark_app.log"
-    with AppProcess(log, ["--data-dir", str(args.data_dir)]) as app:
+    events = log.with_suffix(".events.jsonl")
+    events.unlink(missing_ok=True)
+    with AppProcess(log, ["--data-dir", str(args.data_dir)], launcher=["-m", "benchmarks.timed_app", str(events)]) as app:
         app.wait_serving()
         wait_for_reference_map(app.url)
         precision = f"MTL_PRECISION={os.environ['MTL_PRECISION']} " if os.environ.get("MTL_PRECISION") else ""
         report = {"command": precision + " ".join(["python", "-m", "benchmarks.browser", *sys.argv[1:]]), "sizes": sizes,
-                  "browser": measure(app.url, texts, sizes, repeats), "app_precision": served_precision(log)}
+                  "browser": measure(app.url, texts, sizes, repeats, events), "app_precision": served_precision(log)}
     report["server_side"] = server_side_costs(fresh_sentences(texts, 0, sizes[-1]))
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))

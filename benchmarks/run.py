@@ -47,7 +47,7 @@ from mtl_core import projection, viz
 from mtl_core.data import read_texts
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
 from mtl_core.reference import PER_INTENT, PER_SENTIMENT
-from mtl_core.settings import DEFAULT_CHECKPOINT
+from mtl_core.settings import DEFAULT_CHECKPOINT, ROOT
 from mtl_core.settings import Settings as AppSettings
 
 HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings

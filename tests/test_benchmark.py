@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.browser import breakdown
 from benchmarks.run import flops_per_sentence
 from mtl_core.encoder import bundled_backbone_path
 from mtl_core.settings import Settings
@@ -30,6 +31,17 @@ def test_flop_formula_matches_torchs_count(tiny_encoder):
     expected = flops_per_sentence(tokens, config.num_hidden_layers, config.hidden_size,
                                                    config.intermediate_size)
     assert counter.get_total_flops() == expected
+
+
+def test_browser_breakdown_uses_the_clicks_own_event_and_adds_up():
+    run = {"click_epoch_s": 100.0, "arrived_ms": 450.0, "drawn_ms": 500.0}
+    spans = [{"event": "analyse_button", "start": 99.0, "end": 99.3},  # an earlier click's
+             {"event": "after_button", "start": 100.02, "end": 100.05},
+             {"event": "analyse_button", "start": 100.25, "end": 100.4},  # a later click's
+             {"event": "analyse_button", "start": 100.01, "end": 100.21}]
+    parts = breakdown(run, spans)
+    assert parts == pytest.approx({"to_server_ms": 10, "server_ms": 200, "to_screen_ms": 240, "draw_ms": 50})
+    assert sum(parts.values()) == pytest.approx(run["drawn_ms"])
 
 
 @pytest.mark.integration
