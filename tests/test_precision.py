@@ -32,6 +32,16 @@ def test_auto_means_bf16_exactly_where_the_cpu_multiplies_it_in_hardware(tiny_en
     tiny_encoder.set_precision("fp32")
 
 
+def test_the_app_defaults_to_auto_every_command_to_fp32_and_the_variable_overrides_both(monkeypatch):
+    import app
+
+    monkeypatch.delenv("MTL_PRECISION", raising=False)
+    assert app.settings_from(app.parse_args([])).precision == "auto"
+    assert Settings.from_env().precision == "fp32"  # predict, embed, evaluate, train: the reference figures
+    monkeypatch.setenv("MTL_PRECISION", "fp32")
+    assert app.settings_from(app.parse_args([])).precision == "fp32"
+
+
 @needs_bf16
 def test_bf16_is_close_to_fp32_and_returns_fp32(tiny_encoder):
     expected = tiny_encoder.encode(SENTENCES)
