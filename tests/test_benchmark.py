@@ -71,3 +71,21 @@ def test_quick_benchmark_writes_sane_results(tmp_path):
     assert all(f["fit_s"] >= 0 for f in results["projection"]["fit"])
     sizes = [h["json_bytes"] for h in results["heatmap"]]
     assert sizes == sorted(sizes) and sizes[0] > 0  # payload grows with N
+
+
+@pytest.mark.integration
+@pytest.mark.app
+def test_quick_browser_benchmark_splits_each_click(tmp_path):
+    if not Path("/usr/bin/chromium").exists() or not (DATA_DIR / "intent" / "train.csv").is_file():
+        pytest.skip("needs Debian's chromium and the data folder")
+    out = tmp_path / "browser.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.browser", "--quick", "--out", str(out),
+                           "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=QUICK_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["app_precision"] in ("fp32", "bf16")
+    for size in report["browser"]["sizes"].values():
+        parts = size["breakdown_p50_ms"]
+        assert parts["server_ms"] > 0 and parts["to_server_ms"] > -50  # each click found its own event (clocks agree to ms)
+        assert size["drawn_p50_ms"] >= size["arrived_p50_ms"] > 0
