@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -14,8 +16,17 @@ from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
 
 DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else ../shared/data
+ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)
+
+
+def run_quick_benchmark(module: str, out: Path, timeout_s: float) -> subprocess.CompletedProcess:
+    """`python -m MODULE --quick --out OUT --data-dir DATA_DIR`, which must succeed (else the end of its stderr)."""
+    done = subprocess.run([sys.executable, "-m", module, "--quick", "--out", str(out), "--data-dir", str(DATA_DIR)],
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def tiny_bert(seed: int = 0) -> BertModel:

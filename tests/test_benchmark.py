@@ -3,8 +3,6 @@ agrees with torch's own count."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.browser import breakdown
 from benchmarks.run import flops_per_sentence
+from conftest import DATA_DIR, run_quick_benchmark
 from mtl_core.encoder import bundled_backbone_path
-from mtl_core.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Settings.from_env().training_data_dir
 QUICK_TIMEOUT_S = 600  # ~1.5 min on an idle 2-core machine; generous for a busy CI runner
 
 
@@ -49,10 +45,7 @@ def test_browser_breakdown_uses_the_clicks_own_event_and_adds_up():
 def test_quick_benchmark_writes_sane_results(tmp_path):
     if bundled_backbone_path() is None or not (DATA_DIR / "intent" / "test.csv").is_file():
         pytest.skip("needs the bundled all-MiniLM-L6-v2 and the data folder")
-    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path),
-                           "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=QUICK_TIMEOUT_S)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_quick_benchmark("benchmarks.run", tmp_path, QUICK_TIMEOUT_S)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] is True and results["peak"]["fp32_gflops"] > 0
     assert (tmp_path / "RESULTS.md").read_text().startswith("# Benchmark results")
@@ -79,10 +72,7 @@ def test_quick_browser_benchmark_splits_each_click(tmp_path):
     if not Path("/usr/bin/chromium").exists() or not (DATA_DIR / "intent" / "train.csv").is_file():
         pytest.skip("needs Debian's chromium and the data folder")
     out = tmp_path / "browser.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.browser", "--quick", "--out", str(out),
-                           "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=QUICK_TIMEOUT_S)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_quick_benchmark("benchmarks.browser", out, QUICK_TIMEOUT_S)
     report = json.loads(out.read_text())
     assert report["app_precision"] in ("fp32", "bf16")
     for size in report["browser"]["sizes"].values():

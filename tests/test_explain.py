@@ -3,9 +3,6 @@ method checked against a computation made here another way, and the faithfulness
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,11 +10,9 @@ import torch
 from benchmarks.explain import top_count
 from mtl_core.encoder import bundled_backbone_path
 from mtl_core.explain import METHODS, explain, segment_words
-from mtl_core.settings import Settings
+from conftest import DATA_DIR, run_quick_benchmark
 from test_model import SENTENCES, make_model
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Settings.from_env().training_data_dir
 QUICK_TIMEOUT_S = 300  # ~15 s on an idle 2-core machine; generous for a busy one
 TEXT = "where is my new card? it hasn't arrived (yet)"
 
@@ -215,10 +210,7 @@ def test_quick_explain_benchmark_writes_sane_results(tmp_path):
     if bundled_backbone_path() is None or not (DATA_DIR / "intent" / "test.csv").is_file():
         pytest.skip("needs the bundled all-MiniLM-L6-v2 and the data folder")
     out = tmp_path / "explain.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.explain", "--quick", "--out", str(out),
-                           "--data-dir", str(DATA_DIR)], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=QUICK_TIMEOUT_S)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_quick_benchmark("benchmarks.explain", out, QUICK_TIMEOUT_S)
     results = json.loads(out.read_text())
     assert results["quick"] is True and set(results["tasks"]) == {"intent", "sentiment"}
     for task, summary in results["tasks"].items():
