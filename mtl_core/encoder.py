@@ -167,9 +167,10 @@ class SentenceEncoder(nn.Module):
         in hardware, else fp32 (the app's default)."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)} (set with MTL_PRECISION)")
+        in_hardware = self.device.type == "cpu" and native_bf16()
         if precision == "auto":
-            precision = "bf16" if self.device.type == "cpu" and native_bf16() else "fp32"
-        if precision == "bf16" and not (self.device.type == "cpu" and native_bf16()):
+            precision = "bf16" if in_hardware else "fp32"
+        if precision == "bf16" and not in_hardware:
             log.warning("bf16 needs a CPU with AMX or AVX512-BF16 (elsewhere it is slower); using fp32")
             precision = "fp32"
         self.precision = precision
