@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .viz import cosine_similarity
+
 if TYPE_CHECKING:
     import umap
 
@@ -58,8 +60,7 @@ def pca(x: np.ndarray, n_components: int) -> np.ndarray:
 
 def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - cosine similarity of every row of a with every row of b: (N, H), (M, H) -> (N, M), float64."""
-    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    return np.clip(1.0 - unit(a.astype(np.float64)) @ unit(b.astype(np.float64)).T, 0.0, 2.0)
+    return 1.0 - cosine_similarity(a.astype(np.float64), b.astype(np.float64))
 
 
 @contextmanager

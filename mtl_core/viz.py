@@ -61,11 +61,16 @@ def tick_label(i: int, text: str) -> str:
     return html.escape(short, quote=False)
 
 
-def cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
-    """(N, H) -> (N, N) cosine similarities, clipped to [-1, 1] against float noise."""
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)  # (N, 1)
-    unit = embeddings / np.clip(norms, 1e-12, None)
-    return np.clip(unit @ unit.T, -1.0, 1.0)
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm (an all-zero row stays zero)."""
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def cosine_similarity(embeddings: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """(N, H) -> (N, N) cosine similarities of all pairs, or (N, M) against `others` (M, H), clipped to
+    [-1, 1] against float noise."""
+    unit = unit_rows(embeddings)
+    return np.clip(unit @ (unit if others is None else unit_rows(others)).T, -1.0, 1.0)
 
 
 def cluster_tree(similarity: np.ndarray) -> np.ndarray:
