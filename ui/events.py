@@ -156,10 +156,10 @@ class Events:
                   for task, label in c.task_labels.items()}
         tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
         partner = analysis.most_similar(i)
+        explanations = (self.explain_selected(session, i) if explain else
+                        {box: texts.EXPLAIN_PENDING for box in c.explanations.values()})
         return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
-                **{box: self.explanation(analysis.texts[i], task) if explain else texts.EXPLAIN_PENDING
-                   for task, box in c.explanations.items()},
-                c.neighbours_note: note, c.compare: partner,
+                **explanations, c.neighbours_note: note, c.compare: partner,
                 c.pair: "" if partner is None else pair_note(analysis, i, partner)}
 
     def explanation(self, text: str, task: str, label: str | None = None) -> str:
@@ -169,7 +169,7 @@ class Events:
                 word_highlights(text, found.spans, found.scores))
 
     def explain_selected(self, session: Session | None, i: int | None) -> dict:
-        """Why the selected sentence got each label: the last step after Analyse, so it never delays the views."""
+        """Why sentence i got each label; after Analyse, its own last step, so it never delays the views."""
         if session is None or i is None:
             return {}
         return {box: self.explanation(session.analysis.texts[i], task) for task, box in self.c.explanations.items()}
