@@ -19,7 +19,7 @@ from mtl_core.predictor import Predictor, SentenceCache
 from mtl_core.reference import ReferenceBuilder, load_reference_set
 from mtl_core.service import Service
 from mtl_core.settings import Settings, SettingsError
-from ui import build_demo
+from ui import CSS, build_demo
 from ui.texts import FIGURES, MAX_FILE_SIZE, UNTRAINED_BANNER
 
 log = logging.getLogger("app")
@@ -29,6 +29,9 @@ M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 APP_PRECISION = "auto"
 # Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
 WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
+# Serving starts once the reference map is built (about a minute on 2 cores, mostly compiling UMAP), so no
+# visitor meets a map without it; past this the app serves anyway and says the map is still being built.
+REFERENCE_WAIT_S = 300
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,9 +93,13 @@ def start(args: argparse.Namespace) -> None:
     predictor.cache = SentenceCache()  # after the warm-up, so it starts empty
     builder = ReferenceBuilder(lambda: load_reference_set(settings.data_dir), predictor.embed).start()
     demo = build_demo(Service(predictor, builder, settings), banner=banner)
+    log.info("building the reference map before serving (about a minute on 2 cores)")
+    if not builder.wait(REFERENCE_WAIT_S):
+        log.warning("serving before the reference map is ready: %s", builder.status)
     # quiet: Gradio's own start-up lines suggest `share=True` in launch(); this app's switch is --share
     demo.launch(server_name=settings.host, server_port=settings.port, share=args.share, auth=settings.auth,
-                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(FIGURES)], quiet=True, prevent_thread_lock=True)
+                max_file_size=MAX_FILE_SIZE, allowed_paths=[str(FIGURES)], quiet=True, prevent_thread_lock=True,
+                css=CSS)
     print(f"Running on {demo.local_url}" + (f"\nPublic link: {demo.share_url}" if demo.share_url else
                                             "\nAdd --share for a public link (and set MTL_AUTH)."), flush=True)
     demo.block_thread()

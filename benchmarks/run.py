@@ -402,11 +402,11 @@ def scope_section(texts: list[str], settings: Settings) -> dict:
     from mtl_core.scope import ScopeDetector
 
     predictor = Predictor.load(DEFAULT_CHECKPOINT)
-    detector = predictor.scope
+    detector = predictor.scopes.get("intent")
     if detector is None:
         return {"skipped": "the shipped checkpoint has no out-of-scope detector"}
     tracemalloc.start()
-    loaded = ScopeDetector.load(DEFAULT_CHECKPOINT, predictor.model.config.scope)  # kept alive while measured
+    loaded = ScopeDetector.load(DEFAULT_CHECKPOINT, predictor.model.config.head("intent").scope)  # kept alive while measured
     result: dict = {"loaded_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1), "sizes": {}}
     tracemalloc.stop()
     del loaded
@@ -415,7 +415,7 @@ def scope_section(texts: list[str], settings: Settings) -> dict:
         for r in range(repeats):
             batch = fresh_sentences(texts, r * size, size)
             for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                predictor.scope = detector if name == "with" else None
+                predictor.scopes = {"intent": detector} if name == "with" else {}
                 seconds[name].append(timed(Analysis.run, predictor, batch)[0])
         embeddings = predictor.embed(batch)
         scoring = statistics.median(timed(detector.scores, embeddings)[0] for _ in range(repeats)) * 1000

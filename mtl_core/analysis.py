@@ -1,73 +1,43 @@
-"""What the app does with one request, free of any UI library: read and limit the input, run the
-model once, and derive every view (table, per-sentence details, figures, downloads) from that run.
-
-The endpoints (service.py) and the Gradio layer (the ui/ package) only call these functions.
+"""What the app does with one request's sentences, free of any UI library: run the model once (plus a
+session's own task on the same embeddings) and derive every view from that run: the table rows, the
+per-sentence details, the figures, the downloads, the search. Reading input is inputs.py's job, colours
+viz.py's, wording ui/'s.
 """
 from __future__ import annotations
 
 import csv
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .inputs import InputError, parse_sentences, split_lines
+from .fewshot import ExampleTask
 from .predictor import PROGRESS_THRESHOLD, Predictor, Results
 from .projection import Projection, project
 from .records import Prediction, predictions, readable_label, write_csv
-from .intent_groups import INTENT_GROUPS, intent_group
 from .reference import Neighbour, ReferenceBuilder, ReferenceSet
 from .scope import ScopeDetector
-from .settings import MAX_CHARS, MAX_SENTENCES
-from .viz import GROUP_PALETTE, SENTIMENT_COLOURS, Background, projection_scatter, similarity_heatmap
+from .viz import OUT_OF_SCOPE, Background, colour_group, colour_map, projection_scatter, similarity_heatmap
 
-OUT_OF_SCOPE = "Out of scope"  # the map's legend entry for sentences that match none of the intents
-OUT_OF_SCOPE_COLOUR = "#8c8c8c"  # neutral grey, darker than the faded reference points
 HEATMAP_MAX = 300  # a 2,000 x 2,000 heatmap is ~30 MB of JSON; the API still returns the full matrix
 PREVIEW_DIMS = 8
 NEIGHBOURS = 5
-NEIGHBOUR_HEADERS = ["cosine", "label", "reference sentence"]
 SEARCH_K = 10
-SEARCH_HEADERS = ["cosine", "where", "labels", "sentence"]
-PREVIEW_HEADERS = ["#", "sentence", "norm"] + [f"e{j}" for j in range(PREVIEW_DIMS)]
 
 
-def clean_text(text: str) -> str:
-    """Replace what cannot be UTF-8 encoded (lone surrogates from a client) instead of failing later."""
-    return text.encode("utf-8", errors="replace").decode("utf-8")
+@dataclass(frozen=True)
+class ScopeEvidence:
+    """Why a sentence is in or out of one task's scope: its score against the threshold, and the nearest
+    example the detector knows."""
 
-
-def check_count(sentences: list[str], source: str = "the input", max_sentences: int = MAX_SENTENCES) -> list[str]:
-    if not sentences:
-        raise InputError(f"{source} has no sentences: type or paste at least one, one per line")
-    if len(sentences) > max_sentences:
-        raise InputError(f"{source} has {len(sentences):,} sentences; at most {max_sentences:,} per request. "
-                         "Split it into smaller parts.")
-    return sentences
-
-
-def sentences_from_text(text: str | None, max_sentences: int = MAX_SENTENCES, max_chars: int = MAX_CHARS) -> list[str]:
-    """One sentence per non-blank line, within the per-request limits."""
-    text = text or ""
-    if len(text) > max_chars:
-        raise InputError(f"the input has {len(text):,} characters; at most {max_chars:,} per request. "
-                         "Split it into smaller parts.")
-    return check_count(split_lines(clean_text(text)), max_sentences=max_sentences)
-
-
-def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = None,
-                        max_sentences: int = MAX_SENTENCES) -> list[str]:
-    """Sentences of an uploaded .txt/.csv, each on one line (so they can go into the textbox).
-
-    With `allowed_folder`, a path outside it is refused: a client cannot make the server read its files.
-    """
-    path = Path(path)
-    if allowed_folder is not None and not path.resolve().is_relative_to(Path(allowed_folder).resolve()):
-        raise InputError(f"{path.name}: only files uploaded to this app can be read")
-    sentences = [" ".join(s.split()) for s in parse_sentences(path.read_bytes(), path.name)]
-    return check_count(sentences, f"{path.name}", max_sentences)
+    task: str
+    rejected: bool
+    score: float
+    threshold: float
+    nearest_text: str
+    nearest_label: str
+    nearest_cosine: float
 
 
 @dataclass
@@ -76,11 +46,18 @@ class Analysis:
 
     results: Results
     predictions: list[Prediction]
+    detectors: dict[str, ScopeDetector] = field(default_factory=dict)  # task -> its out-of-scope detector
+    task: ExampleTask | None = None  # the session's own task, when it has one
 
     @classmethod
-    def run(cls, predictor: Predictor, sentences: list[str]) -> "Analysis":
+    def run(cls, predictor: Predictor, sentences: list[str], task: ExampleTask | None = None) -> "Analysis":
+        """One encoder pass for every head of the predictor; `task` (a session's) reads the same embeddings."""
         results = predictor.run(sentences, show_progress=len(sentences) >= PROGRESS_THRESHOLD)
-        return cls(results, predictions(results))
+        detectors = dict(predictor.scopes)
+        if task is not None:
+            results = task.apply(results)
+            detectors[task.name] = task.scope
+        return cls(results, predictions(results), detectors, task)
 
     @property
     def texts(self) -> list[str]:
@@ -99,17 +76,6 @@ class Analysis:
         """Indices of sentences cut at the encoder's token limit."""
         return [i for i, p in enumerate(self.predictions) if p.truncated]
 
-    def summary(self, max_tokens: int) -> str:
-        count = len(self.texts)
-        note = f"Analysed {count:,} sentence{'s' if count != 1 else ''}."
-        cut = self.truncated
-        if cut:
-            rows = ", ".join(str(i + 1) for i in cut[:10]) + (", …" if len(cut) > 10 else "")
-            what = "1 sentence was" if len(cut) == 1 else f"{len(cut):,} sentences were"
-            note += (f" {what} longer than {max_tokens} word pieces and cut there (row{'s' if len(cut) > 1 else ''} "
-                     f"{rows}): only the first {max_tokens} count.")
-        return note
-
     def table(self) -> list[list]:
         return [p.table_row(i + 1) for i, p in enumerate(self.predictions)]
 
@@ -118,10 +84,11 @@ class Analysis:
         return {readable_label(label): p for label, p in self.predictions[i][task].top()}
 
     def colour_labels(self, colour_by: str) -> list[str]:
-        """Each sentence's colour label (colour_group); out-of-scope sentences share one neutral label."""
+        """Each sentence's colour label (viz.colour_group); out-of-scope sentences share one neutral label."""
         if colour_by not in self.labels:
             raise ValueError(f"colour_by must be one of {list(self.labels)}, got {colour_by!r}")
-        return [OUT_OF_SCOPE if p[colour_by].rejected else colour_group(colour_by, p[colour_by].label)
+        names = self.labels[colour_by]
+        return [OUT_OF_SCOPE if p[colour_by].rejected else colour_group(names, p[colour_by].label)
                 for p in self.predictions]
 
     def most_similar(self, i: int) -> int | None:
@@ -132,17 +99,15 @@ class Analysis:
         cosines[i] = -np.inf
         return int(np.argmax(cosines))
 
-    def scope_note(self, i: int, detector: ScopeDetector | None) -> str:
-        """Markdown: the scope decision of sentence i and its evidence, or why there is none."""
-        if detector is None:
-            return "Out-of-scope detection: not in this checkpoint (every sentence gets its closest intent)."
-        decision = self.predictions[i][detector.config.head]
-        text, label, cosine = detector.nearest(self.embeddings[i])
-        verdict = ("**Out of scope**: none of the intents" if decision.rejected else "**In scope**")
-        relation = "<" if decision.rejected else "≥"
-        return (f"{verdict} (scope score {decision.scope_score:.3f} {relation} threshold "
-                f"{detector.config.threshold:.3f}). Nearest training sentence: “{html.escape(text, quote=False)}” "
-                f"({readable_label(label)}, cosine {cosine:.2f}).")
+    def scope_evidence(self, i: int) -> list[ScopeEvidence]:
+        """Sentence i's scope decision for every task with a detector, with the nearest known example."""
+        found = []
+        for task, detector in self.detectors.items():
+            decision = self.predictions[i][task]
+            [(text, label, cosine)] = detector.nearest(self.embeddings[i])
+            found.append(ScopeEvidence(task, decision.rejected, decision.scope_score, detector.config.threshold,
+                                       text, label, cosine))
+        return found
 
     def embedding_preview(self) -> list[list]:
         """Rows of PREVIEW_HEADERS: sentence, L2 norm, first PREVIEW_DIMS components, 4 decimals (float64,
@@ -173,24 +138,6 @@ def heatmap_figure(analysis: Analysis, order: str, height: int = 650) -> go.Figu
     return similarity_heatmap(analysis.embeddings[:n], analysis.texts[:n], order=order, height=height, title=title)
 
 
-def neighbours_table(neighbours: list[Neighbour]) -> list[list]:
-    """Rows of NEIGHBOUR_HEADERS: cosine, readable label, the whole reference sentence."""
-    return [[round(n.cosine, 3), readable_label(n.label), n.text] for n in neighbours]
-
-
-def colour_group(task: str, label: str) -> str:
-    """The name a label is coloured by: its topic group for intents (77 colours would read as noise),
-    the readable label otherwise."""
-    return intent_group(label) if task == "intent" else readable_label(label)
-
-
-def colour_map(task: str) -> dict[str, str]:
-    """Fixed colours: the intent groups in their order, the sentiments by meaning, out of scope grey."""
-    fixed = ({group: GROUP_PALETTE[i] for i, group in enumerate(INTENT_GROUPS)} if task == "intent" else
-             SENTIMENT_COLOURS if task == "sentiment" else {})
-    return {**fixed, OUT_OF_SCOPE: OUT_OF_SCOPE_COLOUR}
-
-
 @dataclass(frozen=True)
 class MapView:
     """A projection of the request's sentences, optionally on top of the reference map."""
@@ -206,7 +153,8 @@ class MapView:
         ref = self.reference
         if ref is None:
             return None
-        labels = [colour_group(colour_by, label) if source == colour_by else None
+        names = sorted({label for source, label in zip(ref.sources, ref.labels) if source == colour_by})
+        labels = [colour_group(names, label) if source == colour_by else None
                   for source, label in zip(ref.sources, ref.labels, strict=True)]
         hover = [f"[{source}: {readable_label(label)}] {text}"
                  for text, source, label in zip(ref.texts, ref.sources, ref.labels, strict=True)]
@@ -234,7 +182,8 @@ def map_figure(analysis: Analysis, view: MapView, colour_by: str, dims: int, hei
     """The map coloured by `colour_by`, search hits ringed."""
     hover = [p.summary() for p in analysis.predictions]
     return projection_scatter(view.projection.coords, analysis.texts, analysis.colour_labels(colour_by), hover,
-                              method=view.projection.method, dims=dims, height=height, colour_map=colour_map(colour_by),
+                              method=view.projection.method, dims=dims, height=height,
+                              colour_map=colour_map(analysis.labels[colour_by]),
                               background=view.background(colour_by), highlight=hit_coords(hits or [], view))
 
 
@@ -273,14 +222,6 @@ def hit_coords(hits: list[Hit], view: MapView) -> np.ndarray:
     return np.array(points, dtype=np.float32).reshape(len(points), view.projection.coords.shape[1])
 
 
-def pair_note(analysis: Analysis, i: int, j: int) -> str:
-    """Markdown: two sentences side by side with their cosine and both predictions."""
-    cosine = float(analysis.embeddings[i] @ analysis.embeddings[j])
-    cells = [f"**#{n + 1}** {html.escape(analysis.texts[n], quote=False)}<br>"
-             f"<small>{html.escape(analysis.predictions[n].summary(), quote=False)}</small>" for n in (i, j)]
-    return f"**Cosine similarity {cosine:.3f}**\n\n| sentence A | sentence B |\n|---|---|\n| {cells[0]} | {cells[1]} |"
-
-
 @dataclass
 class Session:
     """Per-browser-session state: the last analysis and the maps drawn from it so far."""
@@ -299,9 +240,14 @@ class Session:
         return self.maps[key]
 
     def neighbours(self, i: int, builder: ReferenceBuilder | None) -> dict[str, list[Neighbour]]:
-        """The nearest labelled reference sentences of sentence i, per task ("intent", "sentiment")."""
+        """The nearest labelled sentences of sentence i, per task: the reference set's examples of each
+        checkpoint task, a session task's own examples."""
+        embedding, found = self.analysis.embeddings[i], {}
         ref = builder.map if builder else None
-        if ref is None:
-            return {}
-        return {task: ref.nearest(self.analysis.embeddings[i], NEIGHBOURS, source=task)
-                for task in sorted(set(ref.refset.sources))}
+        if ref is not None:
+            found = {task: ref.nearest(embedding, NEIGHBOURS, source=task) for task in sorted(set(ref.refset.sources))}
+        task = self.analysis.task
+        if task is not None:
+            found[task.name] = [Neighbour(text, task.name, label, cosine)
+                                for text, label, cosine in task.scope.nearest(embedding, NEIGHBOURS)]
+        return found

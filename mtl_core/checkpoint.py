@@ -1,6 +1,7 @@
 """Checkpoint folder: config.json (heads, label lists, backbone reference, format version, scope section)
 + weights.safetensors (heads and any fine-tuned task layers; the backbone itself is not copied)
-+ optionally the out-of-scope detector's scope.safetensors and scope_sentences.json (see scope.py)."""
++ each out-of-scope detector's files (the intent head's scope.safetensors and scope_sentences.json,
+scope_<task>.* for a head fitted on examples; see scope.py) + for such a head, examples_<task>.csv."""
 from __future__ import annotations
 
 import json
@@ -30,13 +31,13 @@ def trained_state(model: MultiTaskModel) -> dict[str, torch.Tensor]:
             if k.startswith(TRAINED_PREFIXES)}
 
 
-def save(model: MultiTaskModel, directory: str | Path, scope: ScopeDetector | None = None) -> Path:
-    """Write the model (and its out-of-scope detector, when given) into `directory`."""
+def save(model: MultiTaskModel, directory: str | Path, scopes: dict[str, ScopeDetector] | None = None) -> Path:
+    """Write the model and the out-of-scope detectors of its heads (task name -> detector) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(trained_state(model), str(directory / WEIGHTS_FILE))
-    if scope is not None:
-        model.config.scope = scope.save(directory)
+    for task, detector in (scopes or {}).items():
+        model.config.head(task).scope = detector.save(directory)
     write_config(model.config, directory)
     return directory
 
@@ -97,16 +98,14 @@ def load(directory: str | Path, encoder: SentenceEncoder | None = None, device: 
     if missing or unexpected or wrong_shape:
         raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}")
-    model.load_state_dict(weights, strict=False)
+    model.load_state_dict(weights, strict=False)  # the backbone's keys are absent; every other key was checked
     return model.to(device).eval()
 
 
-def load_scope(directory: str | Path, config: ModelConfig) -> ScopeDetector | None:
-    """The checkpoint's out-of-scope detector, or None for a checkpoint without a scope section."""
-    if config.scope is None:
-        return None
+def load_scopes(directory: str | Path, config: ModelConfig) -> dict[str, ScopeDetector]:
+    """The out-of-scope detectors of the checkpoint's heads, by task (empty when none has a scope section)."""
     try:
-        return ScopeDetector.load(directory, config.scope)
+        return {h.name: ScopeDetector.load(directory, h.scope) for h in config.heads if h.scope is not None}
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"the out-of-scope files of {directory} are missing or broken ({err}); restore them "
                               "from git or refit with `python -m mtl_core.fit_scope`") from err

@@ -24,6 +24,11 @@ class HeadConfig:
     dropout: float = 0.1
     temperature: float = 1.0  # set by calibration on dev; logits are divided by it
     trained: bool = False  # set by training for the heads it trained; an untrained head answers at random
+    # what the head reads: "task" (the pooled output of the fine-tuned task layers) or "embedding" (the shown
+    # all-MiniLM-L6-v2 embedding, which a head fitted on a user's examples reads: see fewshot.py)
+    reads: str = "task"
+    params: dict = field(default_factory=dict)  # kind-specific settings (e.g. an example head's method)
+    scope: dict | None = None  # the head's out-of-scope detector (scope.ScopeConfig as a dict); None: none
 
     @property
     def num_labels(self) -> int:
@@ -37,7 +42,6 @@ class ModelConfig:
     `task_layers`: how many top transformer layers the heads read from a fine-tuned copy of
     (0: heads read the original, frozen encoder). The embedding used for similarity always comes
     from the original backbone, so fine-tuning never changes what the similarity views show.
-    `scope`: the intent head's out-of-scope detector (scope.ScopeConfig as a dict), None when not fitted.
     """
 
     heads: list[HeadConfig]
@@ -46,7 +50,6 @@ class ModelConfig:
     hidden_size: int = EMBED_DIM
     num_backbone_layers: int = 6
     format_version: int = CHECKPOINT_FORMAT_VERSION
-    scope: dict | None = None
     extra: dict = field(default_factory=dict)  # free-form provenance (training config, metrics path)
 
     def head(self, name: str) -> HeadConfig:
@@ -54,6 +57,10 @@ class ModelConfig:
             if head.name == name:
                 return head
         raise KeyError(f"no head named {name!r}; this model has {[h.name for h in self.heads]}")
+
+    @property
+    def task_names(self) -> list[str]:
+        return [h.name for h in self.heads]
 
     @property
     def untrained_heads(self) -> list[str]:
@@ -75,5 +82,9 @@ class ModelConfig:
         heads = [dict(h) for h in data["heads"]]
         for head in heads:
             head.setdefault("trained", bool(everything_trained))
+        # ... and one model-wide "scope" section, which belonged to the head it names.
+        legacy_scope = data.pop("scope", None)
+        if legacy_scope is not None:
+            next(h for h in heads if h["name"] == legacy_scope.get("head", "intent"))["scope"] = legacy_scope
         data["heads"] = [HeadConfig(**h) for h in heads]
         return cls(**data)

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor.load(directory, settings.backbone)
         detector = fit_scope(predictor.encoder, intent)
         config = checkpoint.read_config(directory)
-        config.scope = detector.save(directory)
+        config.head("intent").scope = detector.save(directory)
         checkpoint.write_config(config, directory)
         return f"scope threshold {detector.config.threshold:.4f} ({detector.config.fitted_on}) -> {directory}"
 

@@ -1,9 +1,12 @@
-"""Reading sentences from user files (.txt: one per line; .csv: a `text` column), with clear errors."""
+"""Reading user input, with clear errors: sentences (.txt: one per line; .csv: a `text` column) and a task's
+labelled examples (`label: example` lines, or a .csv with `text` and `label` columns)."""
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
+
+from .settings import MAX_CHARS, MAX_SENTENCES
 
 SUPPORTED_SUFFIXES = (".txt", ".csv")
 
@@ -27,16 +30,23 @@ def decode_utf8(data: bytes, name: str) -> str:
                          "re-save it as UTF-8") from err
 
 
-def sentences_from_csv(text: str, name: str) -> list[str]:
+def csv_rows(text: str, name: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a CSV with a header that has `columns` (other columns are ignored)."""
     try:
         reader = csv.DictReader(io.StringIO(text))
         fields = reader.fieldnames or []
-        if "text" not in fields:
-            raise InputError(f"{name} has no `text` column (columns: {fields[:10]}); "
-                             "add a header row with a `text` column")
-        return [row["text"].strip() for row in reader if row["text"] and row["text"].strip()]
+        missing = [c for c in columns if c not in fields]
+        if missing:
+            wanted = " and ".join(f"`{c}`" for c in columns)
+            raise InputError(f"{name} has no {' or '.join(f'`{c}`' for c in missing)} column (columns: {fields[:10]}); "
+                             f"add a header row with {wanted} column{'s' if len(columns) > 1 else ''}")
+        return [{c: (row[c] or "").strip() for c in columns} for row in reader]
     except csv.Error as err:
         raise InputError(f"{name} is not a readable CSV file ({err})") from err
+
+
+def sentences_from_csv(text: str, name: str) -> list[str]:
+    return [row["text"] for row in csv_rows(text, name, ("text",)) if row["text"]]
 
 
 def parse_sentences(data: bytes, name: str) -> list[str]:
@@ -51,8 +61,100 @@ def parse_sentences(data: bytes, name: str) -> list[str]:
     return sentences
 
 
+def clean_text(text: str) -> str:
+    """Replace what cannot be UTF-8 encoded (lone surrogates from a client) instead of failing later."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def check_count(sentences: list[str], source: str = "the input", max_sentences: int = MAX_SENTENCES) -> list[str]:
+    if not sentences:
+        raise InputError(f"{source} has no sentences: type or paste at least one, one per line")
+    if len(sentences) > max_sentences:
+        raise InputError(f"{source} has {len(sentences):,} sentences; at most {max_sentences:,} per request. "
+                         "Split it into smaller parts.")
+    return sentences
+
+
+def check_length(text: str, max_chars: int = MAX_CHARS) -> str:
+    if len(text) > max_chars:
+        raise InputError(f"the input has {len(text):,} characters; at most {max_chars:,} per request. "
+                         "Split it into smaller parts.")
+    return clean_text(text)
+
+
+def sentences_from_text(text: str | None, max_sentences: int = MAX_SENTENCES, max_chars: int = MAX_CHARS) -> list[str]:
+    """One sentence per non-blank line, within the per-request limits."""
+    return check_count(split_lines(check_length(text or "", max_chars)), max_sentences=max_sentences)
+
+
+def uploaded_bytes(path: str | Path, allowed_folder: str | Path | None) -> bytes:
+    """An uploaded file's bytes. With `allowed_folder`, a path outside it is refused: a client cannot make
+    the server read its files."""
+    path = Path(path)
+    if allowed_folder is not None and not path.resolve().is_relative_to(Path(allowed_folder).resolve()):
+        raise InputError(f"{path.name}: only files uploaded to this app can be read")
+    return path.read_bytes()
+
+
+def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = None,
+                        max_sentences: int = MAX_SENTENCES) -> list[str]:
+    """Sentences of an uploaded .txt/.csv, each on one line (so they can go into the textbox)."""
+    path = Path(path)
+    sentences = [" ".join(s.split()) for s in parse_sentences(uploaded_bytes(path, allowed_folder), path.name)]
+    return check_count(sentences, f"{path.name}", max_sentences)
+
+
 def read_sentences(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file {path} does not exist")
     return parse_sentences(path.read_bytes(), str(path))
+
+
+# ---- a task's labelled examples -------------------------------------------------------------------------
+
+def examples_from_lines(text: str) -> tuple[list[str], list[str]]:
+    """`label: example` lines -> (texts, labels); the label ends at the first colon, blank lines are skipped."""
+    texts, labels = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        label, colon, example = line.partition(":")
+        if not (colon and label.strip() and example.strip()):
+            raise InputError(f"line {number} ({line.strip()[:60]!r}) is not `label: example`; write each example "
+                             "as its label, a colon and the sentence, e.g. `refund: where is my money?`")
+        labels.append(label.strip())
+        texts.append(example.strip())
+    if not texts:
+        raise InputError("no examples: write one `label: example` line per example, or upload a .csv")
+    return texts, labels
+
+
+def examples_from_csv(data: bytes, name: str) -> tuple[list[str], list[str]]:
+    """A .csv with `text` and `label` columns -> (texts, labels); rows missing either are skipped."""
+    if Path(name).suffix.lower() != ".csv":
+        raise InputError(f"{name}: examples come as a .csv with `text` and `label` columns")
+    rows = [row for row in csv_rows(decode_utf8(data, name), name, ("text", "label")) if row["text"] and row["label"]]
+    if not rows:
+        raise InputError(f"{name} has no rows with both a text and a label")
+    return [row["text"] for row in rows], [row["label"] for row in rows]
+
+
+def examples_from_file(path: str | Path, allowed_folder: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """An uploaded examples .csv (see uploaded_bytes for `allowed_folder`)."""
+    return examples_from_csv(uploaded_bytes(path, allowed_folder), Path(path).name)
+
+
+def read_examples(path: str | Path) -> tuple[list[str], list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"examples file {path} does not exist")
+    return examples_from_csv(path.read_bytes(), str(path))
+
+
+def write_examples(texts: list[str], labels: list[str], path: str | Path) -> None:
+    """The examples as the .csv examples_from_csv reads (quotes and commas escaped by the csv module)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))

@@ -13,7 +13,7 @@ With k = 0 the two branches are the same tensor: heads read the very embedding t
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -58,6 +58,22 @@ class MultiTaskModel(nn.Module):
     def task_names(self) -> list[str]:
         return list(self.heads)
 
+    def add_head(self, config: HeadConfig, head: nn.Module) -> None:
+        """One more task on the same pass (e.g. a head fitted on examples: fewshot.py)."""
+        if config.name in self.heads:
+            raise ValueError(f"this model already has a head named {config.name!r}; give the new task another name")
+        self.config.heads = [*self.config.heads, config]
+        self.heads[config.name] = head.to(next(self.encoder.parameters()).device)
+
+    def with_head(self, config: HeadConfig, head: nn.Module) -> "MultiTaskModel":
+        """A view of this model with one more head, sharing every other module and leaving this model as it
+        is: what a browser session's own task uses, so other sessions never see it."""
+        view = copy.copy(self)
+        view._modules = dict(self._modules)  # nn.Module keeps submodules here; the copy must not share the dict
+        view.heads = nn.ModuleDict({**self.heads, config.name: head})
+        view.config = replace(self.config, heads=[*self.config.heads, config])
+        return view
+
     def freeze(self, part: str) -> None:
         """Stop training `part`: "task_layers" or a head name."""
         self._module(part).requires_grad_(False)
@@ -93,9 +109,9 @@ class MultiTaskModel(nn.Module):
         return self.heads_from_pooled(pooled, tasks, token_states, attention_mask)
 
     def heads_from_pooled(self, pooled: torch.Tensor, tasks: list[str] | None = None,
-                          token_states: torch.Tensor | None = None,
-                          attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        inputs = HeadInputs(pooled, token_states, attention_mask)
+                          token_states: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                          embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        inputs = HeadInputs(pooled, embedding, token_states, attention_mask)
         return {task: self.heads[task](inputs) for task in self._check_tasks(tasks)}
 
     def logits_from_embeddings(self, embeddings: torch.Tensor, attention_mask: torch.Tensor,
@@ -104,7 +120,11 @@ class MultiTaskModel(nn.Module):
         layers forward() runs for that head: (B, T, H) -> (B, num_labels). Attribution methods
         (explain.py) differentiate through it with respect to the embeddings, which ids do not allow."""
         shared = self.encoder.hidden_states(None, attention_mask, last_layer=self.split, hidden=embeddings)
-        return self.heads_from_shared(shared, attention_mask, self._check_tasks([task]))[task]
+        if self.config.head(self._check_tasks([task])[0]).reads == "embedding":
+            general = self.encoder.hidden_states(None, attention_mask, self.split, hidden=shared)  # (B, T, H)
+            shown = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
+            return self.heads_from_pooled(shown, [task], embedding=shown)[task]
+        return self.heads_from_shared(shared, attention_mask, [task])[task]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 tasks: list[str] | None = None) -> MultiTaskOutput:
@@ -116,5 +136,5 @@ class MultiTaskModel(nn.Module):
         else:
             token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
             task_vector = l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
-        logits = self.heads_from_pooled(task_vector, tasks, token_states, attention_mask)
+        logits = self.heads_from_pooled(task_vector, tasks, token_states, attention_mask, embeddings)
         return MultiTaskOutput(embeddings, logits, task_vector)

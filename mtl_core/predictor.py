@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from . import checkpoint
 from .encoder import SentenceEncoder, check_sentences
 from .explain import DEFAULT_METHOD, Explanation, explain
+from .fewshot import ExampleTask, TaskReport, fit_task
 from .model import MultiTaskModel
 from .records import Prediction, predictions
 from .scope import ScopeConfig, ScopeDetector
@@ -28,12 +29,12 @@ PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
 @dataclass(frozen=True)
 class Row:
     """One sentence's results: its embedding (H,), each task's probabilities (C,), whether it was cut,
-    and its scope score (None without a detector)."""
+    and the scope score of each head with an out-of-scope detector."""
 
     embedding: np.ndarray
     probs: dict[str, np.ndarray]
     truncated: bool
-    scope_score: float | None
+    scope_scores: dict[str, float]
 
 
 def sentence_key(text: str) -> bytes:
@@ -64,6 +65,10 @@ class SentenceCache:
                     found[key] = self._rows[key]
         return found
 
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
     def store(self, rows: dict[bytes, Row]) -> None:
         with self._lock:
             for key, row in rows.items():
@@ -76,39 +81,49 @@ class SentenceCache:
 @dataclass
 class Results:
     """One encoder pass over N sentences: embeddings (N, H), per-task probabilities (N, C), truncation
-    flags (N,) and, with an out-of-scope detector, scope scores (N,) and its settings."""
+    flags (N,) and, for each head with an out-of-scope detector, its scope scores (N,) and settings."""
 
     texts: list[str]
     embeddings: np.ndarray
     probs: dict[str, np.ndarray]
     labels: dict[str, list[str]]
     truncated: np.ndarray
-    scope_scores: np.ndarray | None = None
-    scope: ScopeConfig | None = None
+    scope_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    scopes: dict[str, ScopeConfig] = field(default_factory=dict)
 
     @property
     def scoped_heads(self) -> list[str]:
-        """The heads with an out-of-scope decision (the intent head, when the checkpoint has a detector)."""
-        return [] if self.scope is None else [self.scope.head]
+        """The heads with an out-of-scope decision."""
+        return list(self.scopes)
 
     def row(self, i: int) -> Row:
-        score = None if self.scope_scores is None else float(self.scope_scores[i])
         return Row(self.embeddings[i].copy(), {t: p[i].copy() for t, p in self.probs.items()},
-                   bool(self.truncated[i]), score)
+                   bool(self.truncated[i]), {t: float(s[i]) for t, s in self.scope_scores.items()})
 
     def with_rows(self, texts: list[str], rows: list[Row]) -> "Results":
         """Results of `texts` from one Row each (at least one), with this pass's labels and scope settings."""
         probs = {t: np.stack([r.probs[t] for r in rows]) for t in self.labels}
-        scores = None if self.scope is None else np.array([r.scope_score for r in rows], dtype=np.float32)
+        scores = {t: np.array([r.scope_scores[t] for r in rows], dtype=np.float32) for t in self.scopes}
         return Results(texts, np.stack([r.embedding for r in rows]), probs, self.labels,
-                       np.array([r.truncated for r in rows], dtype=bool), scores, self.scope)
+                       np.array([r.truncated for r in rows], dtype=bool), scores, self.scopes)
+
+    def with_task(self, task: str, labels: list[str], probs: np.ndarray,
+                  scope: ScopeDetector | None = None) -> "Results":
+        """These results plus one more task's probabilities (N, C) (and its scope), e.g. a head a user fitted
+        on the same embeddings: no encoder pass."""
+        results = replace(self, probs={**self.probs, task: probs}, labels={**self.labels, task: labels})
+        if scope is not None:
+            results.scopes = {**self.scopes, task: scope.config}
+            results.scope_scores = {**self.scope_scores, task: scope.scores(self.embeddings)}
+        return results
 
 
 class Predictor:
-    def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None, scope: ScopeDetector | None = None):
+    def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None,
+                 scopes: dict[str, ScopeDetector] | None = None):
         self.model = model.eval()
         self.cache = cache  # the app sets one; batch commands and training read each sentence once
-        self.scope = scope  # out-of-scope detector of the intent head; None: no decision
+        self.scopes = dict(scopes or {})  # task -> its out-of-scope detector; a task without one always answers
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT, backbone: str | None = None,
@@ -117,7 +132,7 @@ class Predictor:
         checkpoint's own reference (None: as stored, which is the bundled copy for ours)."""
         encoder = SentenceEncoder.load(backbone or checkpoint.read_config(checkpoint_dir).backbone, device, precision)
         model = checkpoint.load(checkpoint_dir, encoder, device)
-        return cls(model, scope=checkpoint.load_scope(checkpoint_dir, model.config))
+        return cls(model, scopes=checkpoint.load_scopes(checkpoint_dir, model.config))
 
     @classmethod
     def untrained(cls, intent_labels: list[str], encoder: SentenceEncoder | None = None) -> "Predictor":
@@ -135,7 +150,11 @@ class Predictor:
 
     @property
     def scoped_heads(self) -> list[str]:
-        return [] if self.scope is None else [self.scope.config.head]
+        return list(self.scopes)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.model.task_names
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -174,9 +193,9 @@ class Predictor:
             embeddings[idx] = out.embeddings.float().cpu().numpy()
             for task, logits in out.logits.items():
                 probs[task][idx] = self.model.probabilities(task, logits).cpu().numpy()
-        scope = self.scope
         return Results(texts, embeddings, probs, labels, np.array(tokenized.truncated, dtype=bool),
-                       scope.scores(embeddings) if scope else None, scope.config if scope else None)
+                       {t: d.scores(embeddings) for t, d in self.scopes.items()},
+                       {t: d.config for t, d in self.scopes.items()})
 
     def embed(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """The general-purpose sentence embeddings (N, H): the same pass as run(), so it shares the cache."""
@@ -185,8 +204,26 @@ class Predictor:
     def predict(self, sentences: list[str], show_progress: bool = False) -> list[Prediction]:
         return predictions(self.run(sentences, show_progress=show_progress))
 
+    def example_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> ExampleTask:
+        """A task fitted on labelled examples, NOT added to this predictor: apply it to run()'s results with
+        ExampleTask.apply, explain it with explain(..., extra=task). What a browser session's task is."""
+        return fit_task(name, texts, labels, self.embed, taken=self.tasks, seed=seed)
+
+    def add_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> "TaskReport":
+        """A new task from labelled examples: a head fitted on their shown embeddings (no backbone training),
+        served from now on in the same pass as the others, with its own out-of-scope detector.
+        Returns the report (cross-validated accuracy, counts, confusions); InputError for unusable examples."""
+        task = self.example_task(name, texts, labels, seed)
+        self.model.add_head(task.config, task.head)
+        self.scopes[name] = task.scope
+        if self.cache is not None:
+            self.cache.clear()  # cached rows lack the new task
+        return task.report
+
     def explain(self, sentences: list[str], task: str, label: str | None = None,
-                method: str = DEFAULT_METHOD) -> list[Explanation]:
+                method: str = DEFAULT_METHOD, extra: ExampleTask | None = None) -> list[Explanation]:
         """A score per word of each sentence for `task`'s `label` (None: the predicted one): > 0 pushes
-        towards it. Methods and their measured faithfulness: mtl_core/explain.py, benchmarks/explain.py."""
-        return explain(self.model, self.encoder, sentences, task, label, method)
+        towards it; `extra`: a task of example_task() that `task` may name. Methods and their measured
+        faithfulness: mtl_core/explain.py, benchmarks/explain.py."""
+        model = self.model if extra is None else self.model.with_head(extra.config, extra.head)
+        return explain(model, self.encoder, sentences, task, label, method)

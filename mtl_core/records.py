@@ -23,7 +23,10 @@ WORD_CASE = {"atm": "ATM", "pin": "PIN", "id": "ID", "apple": "Apple", "google":
 
 
 def readable_label(label: str) -> str:
-    """'card_arrival' -> 'Card arrival', 'atm_support' -> 'ATM support', 'negative' -> 'Negative'."""
+    """'card_arrival' -> 'Card arrival', 'atm_support' -> 'ATM support', 'negative' -> 'Negative'; a label
+    with spaces is a person's own wording (a task from examples) and stays as written."""
+    if any(c.isspace() for c in label):
+        return label
     words = [WORD_CASE.get(w.lower(), w.lower()) for w in label.split("_") if w]
     text = " ".join(words)
     return text[:1].upper() + text[1:]
@@ -113,13 +116,6 @@ class Prediction:
         return " · ".join(f"{t}: {p.shown_label()} ({p.score:.2f})" for t, p in self.tasks.items())
 
 
-def table_headers(labels: Mapping[str, list[str]]) -> list[str]:
-    headers = ["#", "sentence"]
-    for task in labels:
-        headers += [task, f"{task} confidence"]
-    return headers
-
-
 def csv_columns(labels: Mapping[str, list[str]], scoped: Sequence[str] = ()) -> list[str]:
     """The CSV header: text, each task's columns, then `<task>_in_scope` (1/0), `<task>_scope_score`
     for the heads in `scoped` (those with an out-of-scope detector)."""
@@ -143,14 +139,14 @@ def task_prediction(probs: np.ndarray, labels: list[str], scope_score: float | N
 
 def predictions(results: "Results") -> list[Prediction]:
     """The typed predictions of one pass: the only place they are built."""
-    scope, found = results.scope, []
+    found = []
     for i, text in enumerate(results.texts):
         tasks = {}
         for task, names in results.labels.items():
-            scoped = scope is not None and task == scope.head
+            scope = results.scopes.get(task)
             tasks[task] = task_prediction(results.probs[task][i], names,
-                                          float(results.scope_scores[i]) if scoped else None,
-                                          scope.threshold if scoped else None)
+                                          None if scope is None else float(results.scope_scores[task][i]),
+                                          None if scope is None else scope.threshold)
         found.append(Prediction(text, tasks, bool(results.truncated[i])))
     return found
 

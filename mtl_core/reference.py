@@ -4,8 +4,9 @@ projected with `transform`, so even a handful of sentences lands in a meaningful
 The reference sentences come from the data folder when one is configured (a stratified sample of the
 Banking77 and SemEval training sets, never committed), else from assets/reference_sentences.csv,
 sentences written for this project. Building the map (embedding + two UMAP fits) takes tens of
-seconds on a small CPU, so `ReferenceBuilder` does it in a background thread at app start-up, after
-compiling UMAP's numba code; until then callers see `ready == False` and fall back.
+seconds on a small CPU, mostly compiling UMAP's numba code, so `ReferenceBuilder` does it in a background
+thread; the app waits for it before serving (app.py), so no visitor sees the fallback. While it is not
+ready (a caller that does not wait, or a failed build), callers see `map is None` and fall back.
 """
 from __future__ import annotations
 
@@ -143,6 +144,11 @@ class ReferenceBuilder:
     def start(self) -> "ReferenceBuilder":
         self._thread.start()
         return self
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until the map is built (or building failed) or timeout_s passed; True when it is ready."""
+        self._thread.join(timeout_s)
+        return self.map is not None
 
     def _timed(self, step: str, fn: Callable):
         start = time.perf_counter()

@@ -22,8 +22,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
-SCOPE_WEIGHTS = "scope.safetensors"
-SCOPE_SENTENCES = "scope_sentences.json"
+SCOPE_STEM = "scope"  # the intent head's files: scope.safetensors, scope_sentences.json
 DEV_RECALL = 0.985  # the threshold accepts this share of the in-scope dev sentences
 KNN_K = 10
 
@@ -117,6 +116,11 @@ class ScopeConfig:
     k: int = KNN_K
     dev_recall: float = DEV_RECALL
     fitted_on: str = ""  # in words: the reference sentences and the dev set of the threshold
+    files: str = SCOPE_STEM  # the checkpoint's files <files>.safetensors and <files>_sentences.json
+
+    def paths(self, directory: str | Path) -> tuple[Path, Path]:
+        directory = Path(directory)
+        return directory / f"{self.files}.safetensors", directory / f"{self.files}_sentences.json"
 
 
 class ScopeDetector:
@@ -143,27 +147,28 @@ class ScopeDetector:
         """(N, H) unit-length embeddings -> (N,) scope scores."""
         return knn_similarity(embeddings, self.reference, self.config.k)
 
-    def nearest(self, embedding: np.ndarray) -> tuple[str, str, float]:
-        """The most similar reference sentence to one embedding (H,): (text, label, cosine)."""
+    def nearest(self, embedding: np.ndarray, k: int = 1) -> list[tuple[str, str, float]]:
+        """The k most similar reference sentences to one embedding (H,): [(text, label, cosine)], closest first."""
         sims = self.reference @ embedding.astype(np.float32)  # (M,)
-        i = int(np.argmax(sims))
-        return self.texts[i], self.labels[i], float(sims[i])
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(self.texts[i], self.labels[i], float(sims[i])) for i in top]
 
     def save(self, directory: str | Path) -> dict:
         """Write the reference files into a checkpoint folder; returns the config.json "scope" section."""
-        directory = Path(directory)
-        save_file({"reference": self.reference.astype(np.float16)}, str(directory / SCOPE_WEIGHTS))
-        (directory / SCOPE_SENTENCES).write_text(json.dumps({"texts": self.texts, "labels": self.labels}) + "\n",
+        weights, sentences = self.config.paths(directory)
+        save_file({"reference": self.reference.astype(np.float16)}, str(weights))
+        sentences.write_text(json.dumps({"texts": self.texts, "labels": self.labels}) + "\n",
                                                  encoding="utf-8")
         return asdict(self.config)
 
     @classmethod
     def load(cls, directory: str | Path, section: dict) -> "ScopeDetector":
         """From a checkpoint folder and its config.json "scope" section; ValueError/OSError when broken."""
-        directory = Path(directory)
+        config = ScopeConfig(**section)
+        weights, sentences_path = config.paths(directory)
         try:
-            reference = load_file(str(directory / SCOPE_WEIGHTS))["reference"]
+            reference = load_file(str(weights))["reference"]
         except (SafetensorError, KeyError) as err:
-            raise ValueError(f"{directory / SCOPE_WEIGHTS} is corrupt ({err})") from err
-        sentences = json.loads((directory / SCOPE_SENTENCES).read_text(encoding="utf-8"))
-        return cls(ScopeConfig(**section), reference, sentences["texts"], sentences["labels"])
+            raise ValueError(f"{weights} is corrupt ({err})") from err
+        sentences = json.loads(sentences_path.read_text(encoding="utf-8"))
+        return cls(config, reference, sentences["texts"], sentences["labels"])

@@ -78,7 +78,8 @@ def scope_report(predictor: Predictor, data_dir: str | Path, split: str = "test"
               ("clinc", [r["text"] for r in clinc]))}
     is_oos = np.array([r["label"] == "oos" for r in clinc])
     temperature = predictor.model.config.head("intent").temperature
-    shipped = predictor.scope.config.threshold if predictor.scope else None
+    detector = predictor.scopes.get("intent")
+    shipped = detector.config.threshold if detector else None
     rows = {}
     for name, score in scorers(feats["train"], intent.train.labels, temperature).items():
         threshold = scope.threshold_at_recall(score(feats["dev"]), scope.DEV_RECALL)

@@ -2,31 +2,42 @@
 per line) and a few options and returns JSON-friendly data, or raises InputError with the reason.
 
 ui/ registers these same methods as the named endpoints /analyse, /predict, /embed, /similarity,
-/projection and /load_file; tests call them directly.
+/projection, /search, /explain and /task_predict; tests call them directly. The rest of Service is what
+the UI's handlers need, so ui/ talks to the model only through it.
 """
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .analysis import (HEATMAP_MAX, SEARCH_K, Analysis, Hit, clean_text, map_view, search, sentences_from_file,
-                       sentences_from_text)
-from .inputs import InputError
+from .analysis import HEATMAP_MAX, SEARCH_K, Analysis, Hit, MapView, Session, map_view, search
+from .explain import Explanation
+from .fewshot import ExampleTask
+from .inputs import (InputError, check_length, clean_text, examples_from_file, examples_from_lines,
+                     sentences_from_file, sentences_from_text, write_examples)
 from .predictor import Predictor
-from .reference import ReferenceBuilder
+from .reference import Neighbour, ReferenceBuilder
 from .settings import Settings
 from .viz import ROW_ORDERS, cosine_similarity, row_order
 
 log = logging.getLogger(__name__)
 EXPLAIN_MAX = 20  # sentences per /explain request: each costs one batch of its leave-one-word-out variants
 DOWNLOAD_MAX_AGE_S = 600  # Gradio copies returned files into its own cache at once; ours can go soon
+# The sessions' own tasks: ~3 kB per example (its embedding in the out-of-scope detector, and in the head
+# for k-NN), so these caps bound them at ~300 MB whatever the number of visitors (TaskStore)
+STORED_EXAMPLES_MAX = 100_000
+STORED_TASKS_MAX = 64
+DEFAULT_TASK_NAME = "yours"
 
 
 def check_order(order: str) -> None:
@@ -73,6 +84,45 @@ class Downloads:
         return Path(tempfile.mkdtemp(dir=self._root))
 
 
+class TaskStore:
+    """The browser sessions' own tasks, each under a random token that only its session holds, so one
+    visitor's task never reaches another's results. Bounded: beyond STORED_TASKS_MAX tasks or
+    STORED_EXAMPLES_MAX examples in all, the least recently used task is dropped (its session is told to
+    build it again)."""
+
+    def __init__(self, max_tasks: int = STORED_TASKS_MAX, max_examples: int = STORED_EXAMPLES_MAX):
+        self.max_tasks, self.max_examples = max_tasks, max_examples
+        self._tasks: OrderedDict[str, ExampleTask] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def examples(self) -> int:
+        return sum(len(t.scope.texts) for t in self._tasks.values())
+
+    def put(self, task: ExampleTask, replacing: str | None = None) -> str:
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            self._tasks.pop(replacing or "", None)
+            self._tasks[token] = task
+            while len(self._tasks) > self.max_tasks or (len(self._tasks) > 1 and self.examples > self.max_examples):
+                self._tasks.popitem(last=False)
+        return token
+
+    def get(self, token: str | None) -> ExampleTask | None:
+        with self._lock:
+            task = self._tasks.get(token or "")
+            if task is not None:
+                self._tasks.move_to_end(token)
+            return task
+
+    def drop(self, token: str | None) -> None:
+        with self._lock:
+            self._tasks.pop(token or "", None)
+
+
 class Service:
     """The model, the reference map and the request limits behind every endpoint."""
 
@@ -81,16 +131,61 @@ class Service:
         self.builder = builder
         self.settings = settings or Settings()
         self.downloads = Downloads()
+        self.task_store = TaskStore()
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        """The checkpoint's tasks and their labels (a session's own task comes on top)."""
+        return self.predictor.labels
+
+    @property
+    def max_tokens(self) -> int:
+        return self.predictor.encoder.max_tokens
+
+    @property
+    def reference_status(self) -> str:
+        return self.builder.status if self.builder else "no reference map configured"
 
     def sentences(self, text: str | None) -> list[str]:
         return sentences_from_text(text, self.settings.max_sentences, self.settings.max_chars)
 
-    def run(self, text: str | None) -> Analysis:
+    def run(self, text: str | None, task: ExampleTask | None = None) -> Analysis:
         """Read the text within the limits and run the model once."""
-        return self.run_sentences(self.sentences(text))
+        return self.run_sentences(self.sentences(text), task)
 
-    def run_sentences(self, sentences: list[str]) -> Analysis:
-        return Analysis.run(self.predictor, sentences)
+    def run_sentences(self, sentences: list[str], task: ExampleTask | None = None) -> Analysis:
+        return Analysis.run(self.predictor, sentences, task)
+
+    # ---- a task of one's own ---------------------------------------------------------------------------
+
+    def fit_examples(self, texts: list[str], labels: list[str], name: str | None = None) -> ExampleTask:
+        return self.predictor.example_task((name or "").strip() or DEFAULT_TASK_NAME, texts, labels)
+
+    def task_from_lines(self, examples: str, name: str | None = None) -> ExampleTask:
+        """A task from `label: example` lines (InputError with the reason when they cannot make one)."""
+        return self.fit_examples(*examples_from_lines(check_length(examples or "", self.settings.max_chars)), name)
+
+    def task_from_file(self, path: str, name: str | None = None, allowed_folder: str | Path | None = None) -> ExampleTask:
+        return self.fit_examples(*examples_from_file(path, allowed_folder), name)
+
+    def task_file(self, task: ExampleTask) -> Path:
+        """The task's examples as a .csv that task_from_file reads back (the same task, refitted)."""
+        path = self.downloads.new_folder() / f"examples_{task.name}.csv"
+        write_examples(*task.examples(), path)
+        return path
+
+    # ---- what the UI's views need ----------------------------------------------------------------------
+
+    def map_of(self, session: Session, dims: int, use_reference: bool) -> MapView:
+        return session.map(dims, self.builder, use_reference)
+
+    def neighbours(self, session: Session, i: int) -> dict[str, list[Neighbour]]:
+        return session.neighbours(i, self.builder)
+
+    def explanation(self, text: str, task: str, label: str | None = None,
+                    extra: ExampleTask | None = None) -> Explanation:
+        [found] = self.predictor.explain([text], task, label, extra=extra)
+        return found
 
     # ---- the endpoints ---------------------------------------------------------------------------
 
@@ -149,6 +244,16 @@ class Service:
             raise InputError(str(err)) from err
         return [e.to_api() for e in found]
 
+    def task_predict(self, text: str, examples: str, name: str = DEFAULT_TASK_NAME) -> dict:
+        """A task of your own, statelessly: `examples` are `label: example` lines (at least 2 labels with
+        2 examples each); each sentence of `text` (one per line) gets every task's answer, yours included,
+        from one pass: {"task": the report (method, cross-validated accuracy, counts, confusions, scope
+        threshold), "predictions": as /predict with one more task}. Nothing is kept on the server."""
+        sentences = self.sentences(text)
+        task = self.task_from_lines(examples, name)
+        return {"task": task.report.to_dict(),
+                "predictions": [p.to_api() for p in self.run_sentences(sentences, task).predictions]}
+
     def search(self, text: str, query: str = "", k: int = SEARCH_K) -> list[dict]:
         """The k sentences most similar to `query`, among the text's sentences (one per line) and, once it
         is ready, the reference set: [{"cosine", "source" ("yours" or "reference"), "index", "text",
@@ -164,6 +269,9 @@ class Service:
         ref = self.builder.map if self.builder else None
         return search(analysis, ref.refset if ref else None, ref.embeddings if ref else None,
                       self.predictor.embed([query])[0], k)
+
+    def write_downloads(self, analysis: Analysis) -> list[Path]:
+        return analysis.write_downloads(self.downloads.new_folder())
 
     def load_file(self, path: str, allowed_folder: str | Path | None = None) -> dict:
         """The sentences of an uploaded .txt (one per line) or .csv (a `text` column):

@@ -19,6 +19,9 @@ from plotly.colors import qualitative
 from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
 
+from .intent_groups import INTENT_GROUPS, GROUP_OF, intent_group
+from .records import readable_label
+
 SIMILARITY_RANGE = (-1.0, 1.0)  # fixed, so colours mean the same thing across requests
 SIMILARITY_COLOURS = "RdBu_r"  # diverging: 0 is white, +1 dark red, -1 dark blue
 CELL_TEXT_MAX = 15  # print the value in each cell up to this many sentences
@@ -41,6 +44,35 @@ LABEL_HEIGHT_SHARE = 0.06  # of the y span
 # The 10 intent topic groups (intent_groups.py): D3's ten colours with its grey swapped for a dark blue,
 # since grey means "out of scope" on the map (a grey group read as out of scope in the screenshots)
 GROUP_PALETTE = [c if c != "#7F7F7F" else "#393B79" for c in qualitative.D3]
+
+
+OUT_OF_SCOPE = "Out of scope"  # the map's legend entry for sentences that match none of a task's labels
+OUT_OF_SCOPE_COLOUR = "#8c8c8c"  # neutral grey, darker than the faded reference points
+
+
+# ---- colour policy: which colour a task's label gets on the map -------------------------------------------
+
+def colour_group(labels: Sequence[str], label: str) -> str:
+    """The name `label` is coloured by: its topic group when the task's labels are the Banking77 intents
+    (77 colours would read as noise), the readable label otherwise."""
+    return intent_group(label) if is_intent_set(tuple(labels)) else readable_label(label)
+
+
+@lru_cache(maxsize=32)
+def is_intent_set(labels: tuple[str, ...]) -> bool:
+    return all(label in GROUP_OF for label in labels)
+
+
+def colour_map(labels: Sequence[str]) -> dict[str, str]:
+    """Fixed colours for a task with these labels: intent groups in their order, sentiments by meaning,
+    any other task's labels in the palette's order; out of scope grey."""
+    if is_intent_set(tuple(labels)):
+        fixed = {group: GROUP_PALETTE[i] for i, group in enumerate(INTENT_GROUPS)}
+    elif {readable_label(label) for label in labels} <= set(SENTIMENT_COLOURS):
+        fixed = SENTIMENT_COLOURS
+    else:
+        fixed = {readable_label(label): PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    return {**fixed, OUT_OF_SCOPE: OUT_OF_SCOPE_COLOUR}
 
 
 @lru_cache(maxsize=8192)
@@ -273,9 +305,12 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
     for label in label_colours(colour_labels, colour_map):
         idx = np.flatnonzero(labels == label)
         fig.add_trace(scatter_trace(coords[idx], dims, name=html.escape(label, quote=False), legendgroup=label,
-                                    marker={"size": 9 if dims == 2 else 5, "color": colours[label],
-                                            "line": {"width": 1, "color": "#333" if dims == 3 else "white"}},
+                                    marker={"size": 13 if dims == 2 else 6, "color": colours[label],
+                                            "line": {"width": 1.5, "color": "#222"}},
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
+    for label in sorted(set(colours) - set(colour_labels)):  # the reference's other colours, in the legend too
+        fig.add_trace(scatter_trace(np.full((1, dims), np.nan), dims, name=html.escape(label, quote=False),
+                                    legendgroup=label, hoverinfo="skip", marker={"size": 8, "color": faded(colours[label])}))
     if highlight is not None and len(highlight):
         fig.add_trace(highlight_trace(highlight, dims))
     title = "<br>".join(textwrap.wrap(html.escape(f"{len(texts)} sentences · {method}", quote=False), 70))

@@ -67,7 +67,7 @@ def test_backbone_is_frozen_and_freeze_is_explicit(tiny_encoder):
 
 
 def test_unknown_head_kind_lists_valid_kinds():
-    with pytest.raises(ValueError, match=r"valid kinds: \['sentence'\]"):
+    with pytest.raises(ValueError, match=r"valid kinds: \['examples', 'sentence'\]"):
         build_head(HeadConfig("ner", ["O", "B"], kind="token"), 32)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from mtl_core.config import HeadConfig
 from mtl_core.model import MultiTaskModel
 from mtl_core.predictor import Predictor
-from mtl_core.records import csv_columns, predictions, table_headers, write_csv
+from mtl_core.records import csv_columns, predictions, write_csv
+from ui.texts import table_headers
 
 from conftest import INTENTS
 

@@ -6,7 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mtl_core.analysis import MapView, map_view, sentences_from_file, sentences_from_text
+from mtl_core.analysis import MapView, map_view
+from mtl_core.inputs import sentences_from_file, sentences_from_text
 from mtl_core.records import readable_label
 from mtl_core.settings import MAX_SENTENCES
 from mtl_core.inputs import InputError

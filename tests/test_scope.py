@@ -71,7 +71,7 @@ def scoped_checkpoint(tiny_checkpoint, tmp_path_factory):
     labels = [label for label, rows in INTENT_ROWS.items() for _ in rows]
     detector = scope.ScopeDetector.fit(predictor.embed(texts), texts, labels, predictor.embed(texts[::2]), "tiny")
     config = checkpoint.read_config(folder)
-    config.scope = detector.save(folder)
+    config.head("intent").scope = detector.save(folder)
     checkpoint.write_config(config, folder)
     return folder
 
@@ -81,10 +81,10 @@ def test_the_threshold_and_references_reload_bit_exactly(scoped_checkpoint):
 
     from mtl_core.predictor import Predictor
 
-    stored = json.loads((scoped_checkpoint / "config.json").read_text())["scope"]
-    detector = Predictor.load(scoped_checkpoint).scope
+    stored = json.loads((scoped_checkpoint / "config.json").read_text())["heads"][0]["scope"]
+    detector = Predictor.load(scoped_checkpoint).scopes["intent"]
     assert detector.config.threshold == stored["threshold"]  # JSON keeps every bit of a float64
-    reloaded = Predictor.load(scoped_checkpoint).scope
+    reloaded = Predictor.load(scoped_checkpoint).scopes["intent"]
     assert np.array_equal(detector.reference, reloaded.reference) and detector.texts == reloaded.texts
     # the stored threshold is the fp16-stored references' own dev score at DEV_RECALL: refitting agrees
     assert detector.config.k == scope.KNN_K and detector.config.dev_recall == scope.DEV_RECALL
@@ -97,12 +97,12 @@ def test_every_output_carries_the_decision(scoped_checkpoint, tmp_path):
     from mtl_core.records import csv_columns, write_csv
 
     predictor = Predictor.load(scoped_checkpoint)
-    known, unknown = predictor.scope.texts[0], "zzqx vortex plumbing haiku"
+    known, unknown = predictor.scopes["intent"].texts[0], "zzqx vortex plumbing haiku"
     found = predictor.predict([known, unknown])
-    scores = predictor.scope.scores(predictor.embed([known, unknown]))
+    scores = predictor.scopes["intent"].scores(predictor.embed([known, unknown]))
     assert found[0]["intent"].scope_score == pytest.approx(float(scores[0]))
     for p in found:
-        assert p["intent"].in_scope == (p["intent"].scope_score >= predictor.scope.config.threshold)
+        assert p["intent"].in_scope == (p["intent"].scope_score >= predictor.scopes["intent"].config.threshold)
         assert p["sentiment"].in_scope is None  # the sentiment head answers for every sentence
     record = found[0].to_api()
     assert set(record["intent"]) >= {"in_scope", "scope_score"} and "in_scope" not in record["sentiment"]
@@ -126,7 +126,7 @@ def test_an_old_checkpoint_without_a_scope_section_loads_without_a_decision(tiny
     from mtl_core.predictor import Predictor
 
     predictor = Predictor.load(tiny_checkpoint)
-    assert predictor.scope is None and predictor.scoped_heads == []
+    assert predictor.scopes == {} and predictor.scoped_heads == []
     record = predictor.predict(["where is my card"])[0].to_api()
     assert "in_scope" not in record["intent"]
 
@@ -139,7 +139,7 @@ def test_broken_scope_files_are_a_clear_checkpoint_error(scoped_checkpoint, tmp_
 
     broken = tmp_path / "broken"
     shutil.copytree(scoped_checkpoint, broken)
-    (broken / scope.SCOPE_WEIGHTS).write_bytes(b"not safetensors")
+    (broken / "scope.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="out-of-scope files"):
         Predictor.load(broken)
 

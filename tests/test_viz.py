@@ -225,8 +225,8 @@ def test_clustered_heatmap_outlines_its_groups():
 
 @pytest.mark.parametrize("n", [10, 300, 2000])
 def test_map_legend_lists_groups_not_every_label_and_reference_points_are_coloured(n):
-    from mtl_core.analysis import OUT_OF_SCOPE, colour_map
     from mtl_core.intent_groups import INTENT_GROUPS, intent_group
+    from mtl_core.viz import OUT_OF_SCOPE, colour_map
 
     rng = np.random.default_rng(0)
     intents = [i for group in INTENT_GROUPS.values() for i in group]
@@ -235,7 +235,7 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
     centres = {group: np.array([0.0, 10.0 * i]) for i, group in enumerate(INTENT_GROUPS)}  # a column: labels apart
     ref_coords = np.stack([centres[g] if g else np.zeros(2) for g in ref_labels]) + rng.normal(size=(1006, 2))
     background = Background(ref_coords, ["r"] * 1006, ref_labels)
-    fig = projection_scatter(rng.normal(size=(n, 2)), ["s"] * n, labels, method="m", colour_map=colour_map("intent"),
+    fig = projection_scatter(rng.normal(size=(n, 2)), ["s"] * n, labels, method="m", colour_map=colour_map(intents),
                              background=background, highlight=rng.normal(size=(3, 2)))
     legend = [t.name for t in fig.data if t.showlegend is not False]
     assert len(legend) <= len(INTENT_GROUPS) + 2  # the groups, out of scope, search results
@@ -246,9 +246,10 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
 
 
 def test_no_intent_group_is_coloured_like_out_of_scope():
-    from mtl_core.analysis import OUT_OF_SCOPE, colour_map
+    from mtl_core.intent_groups import INTENT_GROUPS
+    from mtl_core.viz import OUT_OF_SCOPE, colour_map
 
-    colours = colour_map("intent")
+    colours = colour_map([i for group in INTENT_GROUPS.values() for i in group])
     groups = [c for label, c in colours.items() if label != OUT_OF_SCOPE]
     assert len(set(groups)) == len(groups) == 10
     for colour in groups:  # no grey: the spread between the channels of a grey is ~0

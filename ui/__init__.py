@@ -2,6 +2,6 @@
 
 Only wiring lives here; what a request does is in mtl_core (service.py, analysis.py, viz.py).
 """
-from .layout import build_demo
+from .layout import CSS, build_demo
 
-__all__ = ["build_demo"]
+__all__ = ["CSS", "build_demo"]

@@ -1,6 +1,9 @@
 """Event handlers: each returns its outputs by component (a dict), so no handler keeps a tuple in step
 with an outputs list, and an output left out keeps what it shows. The work itself is done by
-mtl_core.service.Service and mtl_core.analysis; here it is only put into components.
+mtl_core.service.Service (the only door to the model); here it is only put into components.
+
+Tasks are data: every per-task component is made for each of the checkpoint's tasks, plus one spare
+slot (EXTRA) that a session's own task takes when it has one.
 """
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ from functools import wraps
 from typing import TYPE_CHECKING
 
 import gradio as gr
+from gradio.components.label import LabelConfidence, LabelData
 from gradio.utils import get_upload_folder
 
-from mtl_core.analysis import Session, heatmap_figure, map_figure, neighbours_table, pair_note
-from mtl_core.records import readable_label
+from mtl_core.analysis import Analysis, Session, heatmap_figure, map_figure
+from mtl_core.fewshot import ExampleTask
 from mtl_core.inputs import InputError
+from mtl_core.records import readable_label
+from mtl_core.reference import Neighbour
 from mtl_core.service import Service, guarded
 from mtl_core.viz import word_highlights
 
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
 
 
 PROGRESS_FROM = 100  # sentences; smaller requests answer before a progress bar would be read
+EXTRA = "+yours"  # the key of the spare per-task components a session's own task takes (no task is named so)
 
 
 def escaped(message: str) -> str:
@@ -45,13 +52,9 @@ def api_errors(fn):
 def register_api(service: Service) -> None:
     """The public endpoints, by name; each is a plain Service method (see mtl_core/service.py)."""
     heavy = model_queue(service)
-    gr.api(api_errors(service.analyse), api_name="analyse", **heavy)
-    gr.api(api_errors(service.predict), api_name="predict", **heavy)
-    gr.api(api_errors(service.embed), api_name="embed", **heavy)
-    gr.api(api_errors(service.similarity), api_name="similarity", **heavy)
-    gr.api(api_errors(service.projection), api_name="projection", **heavy)
-    gr.api(api_errors(service.search), api_name="search", **heavy)
-    gr.api(api_errors(service.explain), api_name="explain", **heavy)
+    for endpoint in (service.analyse, service.predict, service.embed, service.similarity, service.projection,
+                     service.search, service.explain, service.task_predict):
+        gr.api(api_errors(endpoint), api_name=endpoint.__name__, **heavy)
 
 
 def model_queue(service: Service) -> dict:
@@ -61,6 +64,35 @@ def model_queue(service: Service) -> dict:
     return {"concurrency_id": "model", "concurrency_limit": service.settings.concurrency}
 
 
+def table_layout(labels: dict[str, list[str]]) -> dict:
+    """The predictions table's headers, types and widths for these tasks: the sentence takes 45% of the
+    width, each task's label and confidence share the rest."""
+    share = 50 / len(labels)
+    return {"headers": texts.table_headers(labels), "datatype": ["number", "str"] + ["str", "number"] * len(labels),
+            "column_widths": ["5%", "45%"] + [f"{0.6 * share:.0f}%", f"{0.4 * share:.0f}%"] * len(labels)}
+
+
+def neighbours_table(neighbours: list[Neighbour]) -> list[list]:
+    """Rows of texts.NEIGHBOUR_HEADERS: cosine, readable label, the whole sentence."""
+    return [[round(n.cosine, 3), readable_label(n.label), n.text] for n in neighbours]
+
+
+def pair_markdown(analysis: Analysis, i: int, j: int) -> str:
+    cosine = float(analysis.embeddings[i] @ analysis.embeddings[j])
+    return texts.pair_note([analysis.texts[i], analysis.texts[j]],
+                           [analysis.predictions[i].summary(), analysis.predictions[j].summary()], cosine)
+
+
+def label_value(analysis: Analysis, task: str, i: int) -> dict | LabelData:
+    """A label panel's value: the top labels; for an out-of-scope sentence headed "None of the 77 intents"."""
+    prediction = analysis.predictions[i][task]
+    scores = {readable_label(label): p for label, p in prediction.top()}
+    if not prediction.rejected:
+        return scores
+    return LabelData(label=texts.none_heading(task, len(analysis.labels[task])),
+                     confidences=[LabelConfidence(label=label, confidence=p) for label, p in scores.items()])
+
+
 class Events:
     """The UI's handlers and their wiring to the components."""
 
@@ -68,9 +100,18 @@ class Events:
         self.service = service
         self.c = components
 
+    def slot(self, task: str) -> str:
+        """The key of a task's components: its own for the checkpoint's tasks, EXTRA for a session's task."""
+        return task if task in self.c.task_labels else EXTRA
+
+    def session_task(self, token: str | None) -> tuple[ExampleTask | None, str | None]:
+        """The session's own task, and a warning when the server no longer keeps it."""
+        task = self.service.task_store.get(token) if token else None
+        return task, (texts.TASK_EXPIRED if token and task is None else None)
+
     # ---- handlers --------------------------------------------------------------------------------
 
-    def analyse(self, text: str, order: str, colour_by: str, dims: int, use_reference: bool,
+    def analyse(self, text: str, order: str, colour_by: str, dims: int, use_reference: bool, token: str | None = None,
                 progress: gr.Progress = gr.Progress()) -> dict:
         """The table and both figures; the details panel and the files follow in their own steps, so the
         views appear first. A progress bar only for requests long enough to need one (each update is a
@@ -81,20 +122,25 @@ class Events:
         except InputError as err:
             gr.Warning(escaped(str(err)))
             return {c.status: escaped(f"⚠️ {err}")}  # every other view keeps the last results
+        task, expired = self.session_task(token)
         report = progress if len(sentences) >= PROGRESS_FROM else lambda *_args, **_kwargs: None
         report(0.05, desc="Embedding and predicting")
-        session = Session(self.service.run_sentences(sentences))
+        session = Session(self.service.run_sentences(sentences, task))
         analysis = session.analysis
+        tasks = list(analysis.labels)
+        colour_by = colour_by if colour_by in tasks else tasks[0]
         report(0.6, desc="Similarity heatmap")
         heatmap, heatmap_error = guarded("heatmap", heatmap_figure, analysis, order)
         report(0.7, desc="Map")
         map_outputs, map_error = guarded("map", self.map_outputs, session, colour_by, dims, use_reference)
         choices = [(f"{i + 1}: {t[:80]}", i) for i, t in enumerate(analysis.texts)]
-        summary = " ".join([escaped(analysis.summary(self.service.predictor.encoder.max_tokens))] +
-                           [f"⚠️ {e}" for e in (heatmap_error, map_error) if e])
-        return {c.status: summary, c.session: session, c.table: analysis.table(),
+        summary = " ".join([escaped(texts.summary(len(analysis.texts), analysis.truncated, self.service.max_tokens))] +
+                           [f"⚠️ {e}" for e in (heatmap_error, map_error, expired) if e])
+        return {c.status: summary, c.session: session,
+                c.table: gr.Dataframe(value=analysis.table(), **table_layout(analysis.labels)),
                 c.chooser: gr.update(choices=choices, value=0), c.compare: gr.update(choices=choices, value=None),
-                c.heatmap: heatmap, c.hits: None, **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"})}
+                c.colour_by: gr.update(choices=tasks, value=colour_by), c.heatmap: heatmap, c.hits: None,
+                **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"})}
 
     def after_analyse(self, session: Session | None) -> dict:
         """The details of the first sentence, the embedding preview and the download files: made once the
@@ -102,9 +148,8 @@ class Events:
         explanations follow in a third step (explain_selected): they take ~0.3 s."""
         if session is None:
             return {}
-        analysis = session.analysis
-        paths = analysis.write_downloads(self.service.downloads.new_folder())
-        return {**self.details(session, 0, explain=False), self.c.embeddings: analysis.embedding_preview(),
+        paths = self.service.write_downloads(session.analysis)
+        return {**self.details(session, 0, explain=False), self.c.embeddings: session.analysis.embedding_preview(),
                 self.c.files: [str(p) for p in paths]}
 
     def upload(self, path: str | None, *view_options) -> dict:
@@ -131,7 +176,7 @@ class Events:
         return loaded["text"], escaped(loaded["message"])
 
     def clear(self) -> dict:
-        """Empty the box and every view."""
+        """Empty the box and every view (a task of one's own stays: Remove drops it)."""
         c = self.c
         return {c.text: "", c.status: "", c.session: None, c.table: None, c.chooser: gr.update(choices=[], value=None),
                 c.compare: gr.update(choices=[], value=None), c.pair: "", c.query: "", c.hits: None,
@@ -142,29 +187,35 @@ class Events:
                 c.embeddings: None, c.files: None}
 
     def details(self, session: Session | None, i: int | None, explain: bool = True) -> dict:
-        """Each task's top labels, the scope evidence, the nearest reference sentences per task of
+        """Each task's top labels, the scope evidence, the nearest labelled sentences per task of
         sentence i, and i side by side with its most similar other sentence."""
         c = self.c
         if session is None or i is None:
             return {}
-        analysis, builder = session.analysis, self.service.builder
-        neighbours = session.neighbours(i, builder)
-        note = (f"Nearest reference sentences to **#{i + 1}**" if neighbours else
-                "Nearest reference sentences: " + escaped(builder.status if builder else "none configured"))
-        panels = {label: gr.update(value=analysis.label_scores(task, i),
-                                   label=texts.task_title(task, analysis.predictions[i][task].rejected))
-                  for task, label in c.task_labels.items()}
-        tables = {table: neighbours_table(neighbours.get(task, [])) for task, table in c.neighbours.items()}
+        analysis = session.analysis
+        neighbours = self.service.neighbours(session, i)
+        note = (f"Nearest labelled sentences to **#{i + 1}**" if neighbours else
+                "Nearest reference sentences: " + escaped(self.service.reference_status))
+        extra = {c.task_labels[EXTRA]: gr.update(visible=False), c.explanations[EXTRA]: gr.update(visible=False),
+                 c.neighbours[EXTRA]: gr.update(visible=False)}
+        panels, tables = {}, {}
+        for index, (task, names) in enumerate(analysis.labels.items()):
+            slot, rejected = self.slot(task), analysis.predictions[i][task].rejected
+            panels[c.task_labels[slot]] = gr.update(value=label_value(analysis, task, i), visible=True,
+                                                    label=texts.task_title(index, task, len(names), rejected))
+            tables[c.neighbours[slot]] = gr.update(value=neighbours_table(neighbours.get(task, [])), visible=True)
         partner = analysis.most_similar(i)
-        explanations = (self.explain_selected(session, i) if explain else
-                        {box: texts.EXPLAIN_PENDING for box in c.explanations.values()})
-        return {**panels, c.scope_note: analysis.scope_note(i, self.service.predictor.scope), **tables,
-                **explanations, c.neighbours_note: note, c.compare: partner,
-                c.pair: "" if partner is None else pair_note(analysis, i, partner)}
+        explanations = {box: gr.update(value=value, visible=True) for box, value in
+                        (self.explain_selected(session, i) if explain else
+                         {c.explanations[self.slot(task)]: texts.EXPLAIN_PENDING for task in analysis.labels}).items()}
+        evidence = analysis.scope_evidence(i)
+        scope_note = "\n\n".join(texts.scope_note(e) for e in evidence) if evidence else texts.NO_SCOPE
+        return {**extra, **panels, c.scope_note: scope_note, **tables, **explanations, c.neighbours_note: note,
+                c.compare: partner, c.pair: "" if partner is None else pair_markdown(analysis, i, partner)}
 
-    def explanation(self, text: str, task: str, label: str | None = None) -> str:
+    def explanation(self, analysis: Analysis, text: str, task: str, label: str | None = None) -> str:
         """HTML: the sentence coloured by each word's push towards `task`'s label (None: the predicted one)."""
-        [found] = self.service.predictor.explain([text], task, label)
+        found = self.service.explanation(text, task, label, extra=analysis.task)
         return (texts.explanation_title(task, readable_label(found.label), found.probability) +
                 word_highlights(text, found.spans, found.scores))
 
@@ -172,24 +223,28 @@ class Events:
         """Why sentence i got each label; after Analyse, its own last step, so it never delays the views."""
         if session is None or i is None:
             return {}
-        return {box: self.explanation(session.analysis.texts[i], task) for task, box in self.c.explanations.items()}
+        analysis = session.analysis
+        return {self.c.explanations[self.slot(task)]: self.explanation(analysis, analysis.texts[i], task)
+                for task in analysis.labels}
 
     def explain_label(self, session: Session | None, i: int | None, evt: gr.SelectData) -> dict:
         """A label clicked in a top list: explain that label instead of the predicted one."""
         if session is None or i is None:
             return {}
-        for task, component in self.c.task_labels.items():
-            if evt.target is component:
-                ids = {readable_label(label): label for label in session.analysis.labels[task]}
+        analysis = session.analysis
+        for task in analysis.labels:
+            slot = self.slot(task)
+            if evt.target is self.c.task_labels[slot]:
+                ids = {readable_label(label): label for label in analysis.labels[task]}
                 label = ids.get(str(evt.value))
                 if label is not None:
-                    return {self.c.explanations[task]: self.explanation(session.analysis.texts[i], task, label)}
+                    return {self.c.explanations[slot]: self.explanation(analysis, analysis.texts[i], task, label)}
         return {}
 
     def pair(self, session: Session | None, i: int | None, j: int | None) -> dict:
         if session is None or i is None or j is None:
             return {}
-        return {self.c.pair: pair_note(session.analysis, i, j)}
+        return {self.c.pair: pair_markdown(session.analysis, i, j)}
 
     def search(self, session: Session | None, query: str, colour_by: str, dims: int, use_reference: bool) -> dict:
         """The sentences most like the query, listed and ringed on the map."""
@@ -209,7 +264,9 @@ class Events:
         return {self.c.chooser: i, **self.details(session, i)}
 
     def map_outputs(self, session: Session, colour_by: str, dims: int, use_reference: bool) -> dict:
-        view = session.map(int(dims), self.service.builder, use_reference)
+        view = self.service.map_of(session, int(dims), use_reference)
+        if colour_by not in session.analysis.labels:
+            colour_by = next(iter(session.analysis.labels))
         return {self.c.map_plot: map_figure(session.analysis, view, colour_by, int(dims), hits=session.hits),
                 self.c.map_note: f"**Map method:** {escaped(view.note)}"}
 
@@ -219,30 +276,78 @@ class Events:
     def redraw_heatmap(self, session: Session | None, order: str) -> dict:
         return {} if session is None else {self.c.heatmap: heatmap_figure(session.analysis, order)}
 
+    # ---- a task of one's own ----------------------------------------------------------------------
+
+    def task_built(self, task: ExampleTask, token: str | None) -> dict:
+        """The report, the task as a file, and the session's token for it (the old task is dropped)."""
+        c = self.c
+        return {c.task_report: texts.task_report(task.report),
+                c.task_file: gr.update(value=str(self.service.task_file(task)), visible=True),
+                c.task_token: self.service.task_store.put(task, replacing=token)}
+
+    def build_task(self, examples: str, name: str, token: str | None) -> dict:
+        try:
+            task = self.service.task_from_lines(examples, name)
+        except InputError as err:
+            gr.Warning(escaped(str(err)))
+            return {self.c.task_report: escaped(f"⚠️ {err}")}
+        return self.task_built(task, token)
+
+    def upload_task(self, path: str | None, name: str, token: str | None) -> dict:
+        c = self.c
+        if not path:
+            return {}
+        try:
+            task = self.service.task_from_file(path, name, get_upload_folder())
+        except InputError as err:
+            gr.Warning(escaped(str(err)))
+            return {c.task_report: escaped(f"⚠️ {err}"), c.task_upload: None}
+        return {**self.task_built(task, token), c.task_upload: None}
+
+    def remove_task(self, token: str | None) -> dict:
+        self.service.task_store.drop(token)
+        return {self.c.task_report: texts.TASK_REMOVED, self.c.task_file: gr.update(value=None, visible=False),
+                self.c.task_token: None}
+
+    def reanalyse(self, text: str, *options) -> dict:
+        """After a task is built or removed: the sentences on screen again, with it or without it."""
+        return self.analyse(text, *options) if (text or "").strip() else {}
+
     # ---- wiring ----------------------------------------------------------------------------------
 
     def wire(self) -> None:
         c = self.c
         details = [*c.task_labels.values(), c.scope_note, *c.explanations.values(), *c.neighbours.values(),
                    c.neighbours_note, c.compare, c.pair]
-        views = [c.status, c.session, c.table, c.chooser, c.compare, c.heatmap, c.map_plot, c.map_note, c.hits]
+        views = [c.status, c.session, c.table, c.chooser, c.compare, c.colour_by, c.heatmap, c.map_plot, c.map_note,
+                 c.hits]
         everything = [*views, *details, c.embeddings, c.files]
         view_options = [c.order, c.colour_by, c.dims, c.use_reference]
+        analyse_inputs = [c.text, *view_options, c.task_token]
         private = {"api_visibility": "private"}  # UI plumbing; the public API is registered in register_api
         heavy = {**private, **model_queue(self.service)}
         light = {**private, "concurrency_limit": None}  # reads the stored analysis only: never queue behind the model
 
-        after = {"fn": self.after_analyse, "inputs": [c.session], "outputs": [*details, c.embeddings, c.files], **light}
-        explain = {"fn": self.explain_selected, "inputs": [c.session, c.chooser],
-                   "outputs": list(c.explanations.values()), **heavy}
-        c.run.click(self.analyse, [c.text, *view_options], views, api_name="analyse_button",
-                    **heavy).then(api_name="after_button", **after).then(api_name="explain_button", **explain)
-        c.examples.load_input_event.then(self.analyse, [c.text, *view_options], views, api_name="analyse_example",
-                                         **heavy).then(api_name="after_example", **after).then(
-                                             api_name="explain_example", **explain)
-        c.upload.upload(self.upload, [c.upload, *view_options], [c.text, c.upload, *views],
-                        api_name="upload_and_analyse", **heavy).then(api_name="after_upload", **after).then(
-                            api_name="explain_upload", **explain)
+        def then_details(event, name: str) -> None:
+            """The steps after the views: details and files, then the word explanations."""
+            event.then(self.after_analyse, [c.session], [*details, c.embeddings, c.files], api_name=f"after_{name}",
+                       **light).then(self.explain_selected, [c.session, c.chooser], list(c.explanations.values()),
+                                     api_name=f"explain_{name}", **heavy)
+
+        then_details(c.run.click(self.analyse, analyse_inputs, views, api_name="analyse_button", **heavy), "button")
+        then_details(c.examples.load_input_event.then(self.analyse, analyse_inputs, views, api_name="analyse_example",
+                                                      **heavy), "example")
+        then_details(c.upload.upload(self.upload, [c.upload, *analyse_inputs[1:]], [c.text, c.upload, *views],
+                                     api_name="upload_and_analyse", **heavy), "upload")
+        task_outputs = [c.task_report, c.task_file, c.task_token]
+        for trigger, name in ((c.build.click(self.build_task, [c.task_examples, c.task_name, c.task_token],
+                                             task_outputs, api_name="build_task", **heavy), "build"),
+                              (c.task_upload.upload(self.upload_task, [c.task_upload, c.task_name, c.task_token],
+                                                    [*task_outputs, c.task_upload], api_name="upload_task", **heavy),
+                               "task_upload"),
+                              (c.remove.click(self.remove_task, [c.task_token], task_outputs, api_name="remove_task",
+                                              **light), "remove")):
+            then_details(trigger.then(self.reanalyse, analyse_inputs, views, api_name=f"reanalyse_{name}", **heavy), name)
         c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
         c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
         for label in c.task_labels.values():
@@ -253,7 +358,10 @@ class Events:
         c.table.select(self.select_row, [c.session], [c.chooser, *details], **light)
         c.chooser.input(self.details, [c.session, c.chooser], details, **light)
         c.order.change(self.redraw_heatmap, [c.session, c.order], [c.heatmap], **light)
-        for control in (c.colour_by, c.dims, c.use_reference):
+        # colour_by: .input, since Analyse itself sets its choices (and draws the map already)
+        c.colour_by.input(self.redraw_map, [c.session, c.colour_by, c.dims, c.use_reference], [c.map_plot, c.map_note],
+                          **heavy)
+        for control in (c.dims, c.use_reference):
             control.change(self.redraw_map, [c.session, c.colour_by, c.dims, c.use_reference],
                            [c.map_plot, c.map_note], **heavy)
         # Public as /load_file so API clients can send files too; in the page the upload handler above does the work.

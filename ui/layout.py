@@ -9,17 +9,35 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from mtl_core.analysis import NEIGHBOUR_HEADERS, PREVIEW_DIMS, PREVIEW_HEADERS, SEARCH_HEADERS
-from mtl_core.records import table_headers
+from gradio.data_classes import GradioModel
+
+from mtl_core.analysis import PREVIEW_DIMS
+from mtl_core.service import STORED_TASKS_MAX, Service
 from mtl_core.viz import placeholder_figure
-from mtl_core.service import Service
 
 from . import texts
-from .events import Events, register_api
+from .events import EXTRA, Events, register_api, table_layout
 
 SESSION_TTL_S = 3600  # an idle session's analysis (up to ~3 MB of embeddings) is dropped after this
 CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete Gradio's cached uploads/downloads older than 1 h
 QUEUE_MAX = 32  # beyond this many waiting requests, new ones are refused at once instead of timing out
+# The dropdowns' text ran under their arrow; the user's own task's panels are framed so they read as "yours".
+CSS = """
+#chooser input, #compare input { padding-right: 2.2em !important; text-overflow: ellipsis; }
+#your-labels { border-left: 4px solid #7b3294; }
+"""
+
+
+class HeadedLabel(gr.Label):
+    """gr.Label whose heading may differ from its top class: "None of the 77 intents" above the closest
+    intents of an out-of-scope sentence (gr.Label always heads with the most likely class)."""
+
+    is_template = True  # drawn by gr.Label's front end
+
+    def postprocess(self, value):
+        if isinstance(value, GradioModel):  # a LabelData with its own heading, as built in events.py
+            return value
+        return super().postprocess(value)
 
 
 @dataclass
@@ -33,7 +51,7 @@ class Components:
     session: gr.State
     table: gr.Dataframe
     chooser: gr.Dropdown
-    task_labels: dict[str, gr.Label]
+    task_labels: dict[str, gr.Label]  # by task name; EXTRA: the session's own task
     scope_note: gr.Markdown
     explanations: dict[str, gr.HTML]
     neighbours: dict[str, gr.Dataframe]
@@ -52,6 +70,14 @@ class Components:
     map_note: gr.Markdown
     embeddings: gr.Dataframe
     files: gr.File
+    task_examples: gr.Textbox
+    task_name: gr.Textbox
+    task_upload: gr.File
+    build: gr.Button
+    remove: gr.Button
+    task_report: gr.Markdown
+    task_file: gr.File
+    task_token: gr.State
 
 
 def input_panel() -> dict:
@@ -70,15 +96,34 @@ def input_panel() -> dict:
     return {"text": text, "run": run, "clear": clear, "upload": upload, "examples": examples}
 
 
+def your_labels_panel() -> dict:
+    with gr.Accordion("Your labels: a task of your own from a few examples", open=True, elem_id="your-labels"):
+        gr.Markdown(texts.TASK_GUIDE.format(tasks=STORED_TASKS_MAX))
+        with gr.Row():
+            with gr.Column(scale=3):
+                examples = gr.Textbox(label="Examples (label: example, one per line)", lines=5, max_lines=12,
+                                      placeholder=texts.TASK_PLACEHOLDER, elem_id="task-examples")
+                gr.Examples([[texts.EXAMPLE_TASK]], inputs=[examples], label="An example task (click to fill in)")
+            with gr.Column(scale=2):
+                name = gr.Textbox(label="Task name (names its columns)", value="yours", max_lines=1, elem_id="task-name")
+                upload = gr.File(label="…or upload a .csv (text, label)", file_types=[".csv"], type="filepath",
+                                 elem_id="task-upload", height=120)
+                with gr.Row():
+                    build = gr.Button("Build", variant="primary", elem_id="build-task")
+                    remove = gr.Button("Remove", elem_id="remove-task")
+        report = gr.Markdown(elem_id="task-report")
+        task_file = gr.File(label="Your task as a file (upload it again to rebuild it)", interactive=False,
+                            visible=False, elem_id="task-file")
+    token = gr.State(None, time_to_live=SESSION_TTL_S)
+    return {"task_examples": examples, "task_name": name, "task_upload": upload, "build": build, "remove": remove,
+            "task_report": report, "task_file": task_file, "task_token": token}
+
+
 def predictions_panel(labels: dict[str, list[str]]) -> dict:
     status = gr.Markdown(elem_id="status")
     session = gr.State(None, time_to_live=SESSION_TTL_S)
-    headers = table_headers(labels)
-    share = 50 / len(labels)  # the sentence takes 45% of the width, each task's label and confidence the rest
-    table = gr.Dataframe(headers=headers, datatype=["number", "str"] + ["str", "number"] * len(labels),
-                         interactive=False, wrap=True, max_height=420, label="Predictions (select a row)",
-                         column_widths=["5%", "45%"] + [f"{0.6 * share:.0f}%", f"{0.4 * share:.0f}%"] * len(labels),
-                         elem_id="predictions")
+    table = gr.Dataframe(**table_layout(labels), interactive=False, wrap=True, max_height=420,
+                         label="Predictions (select a row)", elem_id="predictions")
     return {"status": status, "session": session, "table": table}
 
 
@@ -86,19 +131,24 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             chooser = gr.Dropdown(choices=[], label="Selected sentence", interactive=True, elem_id="chooser")
-            task_labels = {task: gr.Label(num_top_classes=min(5, len(names)), label=texts.task_title(task))
-                           for task, names in labels.items()}
+            task_labels = {task: HeadedLabel(num_top_classes=texts.TOP_LABELS, label=texts.task_title(i, task, len(names)))
+                           for i, (task, names) in enumerate(labels.items())}
+            task_labels[EXTRA] = HeadedLabel(num_top_classes=texts.TOP_LABELS, visible=False, elem_id="label-yours")
             scope_note = gr.Markdown(elem_id="scope-note")
             gr.Markdown(texts.EXPLAIN_GUIDE, elem_id="explain-guide")
             explanations = {task: gr.HTML(elem_id=f"explain-{task}") for task in labels}
+            explanations[EXTRA] = gr.HTML(visible=False, elem_id="explain-yours")
         with gr.Column(scale=3):
             note = gr.Markdown("Nearest reference sentences", elem_id="neighbours-note")
-            neighbours = {task: gr.Dataframe(headers=NEIGHBOUR_HEADERS, datatype=["number", "str", "str"],
-                                             interactive=False, wrap=True, label=f"Nearest {task} examples",
-                                             column_widths=["12%", "25%", "63%"], elem_id=f"neighbours-{task}")
-                          for task in ("intent", "sentiment")}
+            neighbours = {task: neighbours_table(f"Nearest {task} examples", f"neighbours-{task}", True) for task in labels}
+            neighbours[EXTRA] = neighbours_table("Nearest of your examples", "neighbours-yours", False)
     return {"chooser": chooser, "task_labels": task_labels, "scope_note": scope_note, "explanations": explanations,
             "neighbours": neighbours, "neighbours_note": note}
+
+
+def neighbours_table(label: str, elem_id: str, visible: bool) -> gr.Dataframe:
+    return gr.Dataframe(headers=texts.NEIGHBOUR_HEADERS, datatype=["number", "str", "str"], interactive=False, wrap=True,
+                        label=label, column_widths=["12%", "25%", "63%"], visible=visible, elem_id=elem_id)
 
 
 def views_panel(tasks: list[str]) -> dict:
@@ -128,7 +178,7 @@ def search_panel() -> dict:
         query = gr.Textbox(label="Search: sentences most like…", placeholder="e.g. my card was stolen",
                            scale=4, elem_id="query")
         search = gr.Button("Search", scale=1, elem_id="search")
-    hits = gr.Dataframe(headers=SEARCH_HEADERS, datatype=["number", "str", "str", "str"], interactive=False,
+    hits = gr.Dataframe(headers=texts.SEARCH_HEADERS, datatype=["number", "str", "str", "str"], interactive=False,
                         wrap=True, label="Most similar sentences (ringed on the map)", column_widths=["8%", "12%", "30%", "50%"],
                         elem_id="hits")
     return {"query": query, "search": search, "hits": hits}
@@ -137,9 +187,9 @@ def search_panel() -> dict:
 def downloads_panel() -> dict:
     with gr.Accordion("Embeddings and downloads", open=False):
         gr.Markdown(texts.PREVIEW_NOTE.format(dims=PREVIEW_DIMS))
-        embeddings = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, max_height=300, show_label=False,
-                                  wrap=True, column_widths=["4%", "30%"] + [f"{66 / (len(PREVIEW_HEADERS) - 2):.1f}%"]
-                                  * (len(PREVIEW_HEADERS) - 2))
+        headers = texts.preview_headers(PREVIEW_DIMS)
+        embeddings = gr.Dataframe(headers=headers, interactive=False, max_height=300, show_label=False, wrap=True,
+                                  column_widths=["4%", "30%"] + [f"{66 / (len(headers) - 2):.1f}%"] * (len(headers) - 2))
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
     return {"embeddings": embeddings, "files": files}
 
@@ -158,13 +208,13 @@ def about_tab() -> None:
 
 def build_demo(service: Service, *, banner: str | None = None) -> gr.Blocks:
     """The app, with its queue configured; call .launch() on the result."""
-    labels = service.predictor.labels
+    labels = service.labels
     with gr.Blocks(title="Multi-task sentence transformer", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(texts.TITLE)
         if banner:
             gr.Markdown(f"> ⚠️ **{banner}**", elem_id="untrained-banner")
         with gr.Tab("Analyse"):
-            parts = {**input_panel(), **predictions_panel(labels), **details_panel(labels),
+            parts = {**input_panel(), **your_labels_panel(), **predictions_panel(labels), **details_panel(labels),
                      **views_panel(list(labels)), **search_panel(), **downloads_panel()}
         about_tab()
         components = Components(**parts)

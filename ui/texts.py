@@ -1,9 +1,11 @@
 """Every static text of the app in one place: examples, limits, the About tab."""
 from __future__ import annotations
 
+import html
 import re
 
 from mtl_core.analysis import HEATMAP_MAX
+from mtl_core.records import readable_label
 from mtl_core.config import MAX_TOKENS
 from mtl_core.settings import MAX_SENTENCES, ROOT
 
@@ -14,10 +16,9 @@ TITLE = ("## Multi-task sentence transformer\nIntent (Banking77) and sentiment f
          "pass, with similarity and map views of the embeddings.")
 UNTRAINED_BANNER = ("UNTRAINED heads ({heads}): no trained weights for them were found, so their predictions below "
                     "are random. Embeddings, similarity and maps are real.")
-TASK_TITLES = {"intent": "Task A: top-5 intents", "sentiment": "Task B: sentiment"}
 EXAMPLES = [
-    "I love the new update, transfers are instant!\nThe app keeps crashing when I open my statement.\n"
-    "It's okay, nothing special.",
+    "I love the new app, my transfer arrived in seconds!\nI was charged twice for the same coffee, fix this now.\n"
+    "How long does a new card take to arrive?\nThe exchange rate on my cash withdrawal was a rip-off.",
     "My card still hasn't arrived after two weeks.\nWhy was I charged a fee for taking out cash?\n"
     "How do I change my PIN?\nI think someone stole my card, please block it.",
     "Thanks, the refund finally showed up!\nThe exchange rate you gave me was terrible.\n"
@@ -28,12 +29,12 @@ EXAMPLES = [
 LIMITS = (f"One sentence per line, at most **{MAX_SENTENCES:,} sentences** per request. Uploads: .txt "
           f"(one sentence per line) or .csv (a `text` column), at most {MAX_FILE_SIZE.upper()}. Sentences "
           f"longer than {MAX_TOKENS} word pieces are truncated (you are told which).")
-EXPLAIN_GUIDE = ("**Why this label?** Each word of the selected sentence is coloured by how much leaving it out "
-                 "lowers (<span style='background: rgba(27,158,119,0.6)'>&nbsp;green&nbsp;</span>: it pushes towards "
-                 "the label) or raises (<span style='background: rgba(217,95,2,0.6)'>&nbsp;orange&nbsp;</span>: it "
-                 "pushes away) the label's probability; stronger colour, larger effect (method: occlusion, one word "
-                 "left out at a time). Click another label in a top list to explain that one. A reading aid, not "
-                 "proof: words act together, and a word's effect alone is not its effect in company.")
+EXPLAIN_GUIDE = ("**Why this label?** <span style='background: rgba(27,158,119,0.6)'>&nbsp;Green&nbsp;</span> words "
+                 "support the label, <span style='background: rgba(217,95,2,0.6)'>&nbsp;orange&nbsp;</span> words "
+                 "count against it; the stronger the colour, the more the label's probability changes when the word "
+                 "is left out (method: occlusion, one word at a time). Click another label in a top list to explain "
+                 "that one. A reading aid, not proof: words act together, and a word's effect alone is not its "
+                 "effect in company.")
 EXPLAIN_PENDING = "<div style='color: #666'>Finding the words that drove this label…</div>"
 PREVIEW_NOTE = ("The first {dims} of 384 dimensions and the vector's L2 norm (1: unit length). The files hold "
                 "everything: results.csv has the predict command's columns.")
@@ -95,11 +96,110 @@ def write_up_markdown() -> str:
 
 
 def explanation_title(task: str, label: str, probability: float) -> str:
+    task, label = html.escape(task, quote=False), html.escape(label, quote=False)
     return f"<div style='font-size: 0.85em; color: #555'>{task}: why “{label}” ({probability:.0%})</div>"
 
 
-def task_title(task: str, rejected: bool = False) -> str:
-    """The title of a task's label panel; for an out-of-scope sentence it says that none applies."""
-    if rejected:
-        return f"{TASK_TITLES.get(task, task).split(':')[0]}: NONE of the {task}s (out of scope); the closest below"
-    return TASK_TITLES.get(task, f"{task}: top labels")
+TOP_LABELS = 5  # a label panel lists this many; records.TOP_K labels reach it
+
+
+def task_title(index: int, task: str, num_labels: int, rejected: bool = False) -> str:
+    """The title of task number `index`'s label panel: 'Task A: top-5 intents', 'Task B: sentiment'; for an
+    out-of-scope sentence it says the labels below are only the closest."""
+    what = f"top-{TOP_LABELS} {task}s" if num_labels > TOP_LABELS else task
+    title = f"Task {chr(ord('A') + index)}: {what}"
+    return f"{title} (none applies; the closest below)" if rejected else title
+
+
+def none_heading(task: str, num_labels: int) -> str:
+    """The label panel's heading for an out-of-scope sentence: 'None of the 77'."""
+    return f"None of the {num_labels} {task}s" if task == "intent" else f"None of the {num_labels} labels"
+
+
+def summary(count: int, truncated: list[int], max_tokens: int) -> str:
+    """The status line after Analyse: how many sentences, and which were cut at the token limit."""
+    note = f"Analysed {count:,} sentence{'s' if count != 1 else ''}."
+    if truncated:
+        rows = ", ".join(str(i + 1) for i in truncated[:10]) + (", …" if len(truncated) > 10 else "")
+        what = "1 sentence was" if len(truncated) == 1 else f"{len(truncated):,} sentences were"
+        note += (f" {what} longer than {max_tokens} word pieces and cut there (row{'s' if len(truncated) > 1 else ''} "
+                 f"{rows}): only the first {max_tokens} count.")
+    return note
+
+
+def scope_note(evidence) -> str:
+    """Markdown: one task's scope decision for the selected sentence (analysis.ScopeEvidence) and why."""
+    verdict = f"**{evidence.task}: out of scope** (none of its labels)" if evidence.rejected else f"**{evidence.task}: in scope**"
+    relation = "<" if evidence.rejected else "≥"
+    return (f"{verdict}: scope score {evidence.score:.3f} {relation} threshold {evidence.threshold:.3f}. Nearest known "
+            f"example: “{html.escape(evidence.nearest_text, quote=False)}” ({html.escape(readable_label(evidence.nearest_label), quote=False)}, "
+            f"cosine {evidence.nearest_cosine:.2f}).")
+
+
+NO_SCOPE = "Out-of-scope detection: not in this checkpoint (every sentence gets its closest label)."
+
+
+def pair_note(texts: list[str], summaries: list[str], cosine: float) -> str:
+    """Markdown: two sentences side by side with their cosine and their predictions."""
+    cells = [f"**#{n}** {html.escape(t, quote=False)}<br><small>{html.escape(s, quote=False)}</small>"
+             for n, t, s in zip(("A", "B"), texts, summaries)]
+    return f"**Cosine similarity {cosine:.3f}**\n\n| sentence A | sentence B |\n|---|---|\n| {cells[0]} | {cells[1]} |"
+
+
+def table_headers(labels: dict[str, list[str]]) -> list[str]:
+    headers = ["#", "sentence"]
+    for task in labels:
+        headers += [task, f"{task} confidence"]
+    return headers
+
+
+NEIGHBOUR_HEADERS = ["cosine", "label", "reference sentence"]
+SEARCH_HEADERS = ["cosine", "where", "labels", "sentence"]
+
+
+def preview_headers(dims: int) -> list[str]:
+    return ["#", "sentence", "norm"] + [f"e{j}" for j in range(dims)]
+
+
+# ---- your labels ---------------------------------------------------------------------------------------
+
+TASK_GUIDE = ("**Your labels.** Define a task of your own by examples: one `label: example` line each, at least "
+              "2 labels with 2 examples each (5-10 work well), or upload a .csv with `text` and `label` columns. "
+              "**Build** fits a head on the embeddings in seconds (no training of the encoder), and from then on "
+              "every Analyse shows your task beside intent and sentiment, with “— none” for sentences unlike "
+              "all your examples. Only you see it; it is kept for this browser session "
+              f"(the server keeps at most {{tasks}} visitors' tasks, the least recently used dropped first).")
+TASK_PLACEHOLDER = "billing: I was charged twice this month\nbilling: why is my invoice higher?\ndelivery: where is my parcel?\n..."
+EXAMPLE_TASK = "\n".join([
+    "fees: Why was I charged a fee for this transfer?", "fees: What does it cost to take cash out abroad?",
+    "fees: There is an extra charge on my statement", "fees: How much do you charge for a card replacement?",
+    "delivery: When will my new card arrive?", "delivery: My card still hasn't come in the post",
+    "delivery: Can you send the card to a different address?", "delivery: How long does shipping take?",
+    "security: Someone stole my card, block it", "security: I see a payment I did not make",
+    "security: My phone with the banking app was stolen", "security: I think my account was hacked",
+    "praise: Great service, thank you so much!", "praise: The new app update is brilliant",
+    "praise: Support solved my problem in minutes", "praise: I love how fast transfers are"])
+
+
+def task_report(report) -> str:
+    """Markdown: a fitted task's report (fewshot.TaskReport): what it learned and where it is unsure."""
+    counts = ", ".join(f"{html.escape(label, quote=False)} ({n})" for label, n in report.counts.items())
+    methods = ", ".join(f"{m} {100 * a:.0f}%" for m, a in report.candidates.items())
+    lines = [f"**Task “{report.name}” is ready**: {len(report.counts)} labels, {sum(report.counts.values()):,} examples, "
+             f"built in {report.seconds:.1f} s.",
+             f"- Head: **{report.method}**, {report.folds}-fold cross-validated accuracy "
+             f"**{100 * report.cv_accuracy:.0f}%** ± {100 * report.cv_spread:.0f} (on examples held out of each fold; "
+             f"other methods: {methods}).",
+             f"- Out of scope (“— none”) below cosine {report.scope_threshold:.2f} to the nearest example.",
+             f"- Examples per label: {counts}."]
+    if report.duplicates_dropped:
+        lines.append(f"- {report.duplicates_dropped} repeated example(s) were dropped.")
+    if report.confused:
+        pairs = "; ".join(f"{html.escape(t, quote=False)} → {html.escape(p, quote=False)} ({n}×)" for t, p, n in report.confused)
+        lines.append(f"- Most confused (true → predicted): {pairs}. More or clearer examples there help most.")
+    return "\n".join(lines)
+
+
+TASK_REMOVED = "Your task was removed; Analyse shows the shipped tasks only."
+TASK_EXPIRED = ("⚠️ Your task is no longer kept on the server (many visitors since, or a restart): press **Build** "
+                "again; the examples are still in the box.")
