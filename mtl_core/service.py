@@ -231,9 +231,9 @@ class Service:
         return self.projection_payload(sentences, self.predictor.embed(sentences), dims, reference)
 
     def explain(self, text: str, task: str = "intent", label: str = "") -> list[dict]:
-        """Why each sentence (one per line, at most EXPLAIN_MAX) gets `task`'s label ("intent" or
-        "sentiment"), or the label asked for (a label id such as "card_arrival"; empty: the predicted
-        one): [{"text", "task", "label", "probability", "method", "unit", "truncated", "words": [{"word",
+        """Why each sentence (one per line, at most EXPLAIN_MAX) gets `task`'s label (a task of /predict's
+        records: "intent", "sentiment"), or the label asked for (a label id such as "card_arrival"; empty:
+        the predicted one): [{"text", "task", "label", "probability", "method", "unit", "truncated", "words": [{"word",
         "start", "end", "score"}]}]; a score > 0 pushes towards the label."""
         sentences = self.sentences(text)
         if len(sentences) > EXPLAIN_MAX:

@@ -28,16 +28,15 @@ CSS = """
 """
 
 
-class HeadedLabel(gr.Label):
-    """gr.Label whose heading may differ from its top class: "None of the 77 intents" above the closest
-    intents of an out-of-scope sentence (gr.Label always heads with the most likely class)."""
-
-    is_template = True  # drawn by gr.Label's front end
-
-    def postprocess(self, value):
-        if isinstance(value, GradioModel):  # a LabelData with its own heading, as built in events.py
-            return value
-        return super().postprocess(value)
+def headed_label(**kwargs) -> gr.Label:
+    """A gr.Label that also takes a LabelData, whose heading may differ from its top class: "None of the 77
+    intents" above the closest intents of an out-of-scope sentence (gr.Label always heads with the most
+    likely class). Patched on the instance: a gr.Label subclass would make Gradio write a .pyi stub beside
+    this file at import."""
+    label = gr.Label(**kwargs)
+    plain = label.postprocess
+    label.postprocess = lambda value: value if isinstance(value, GradioModel) else plain(value)
+    return label
 
 
 @dataclass
@@ -103,7 +102,7 @@ def your_labels_panel() -> dict:
             with gr.Column(scale=3):
                 examples = gr.Textbox(label="Examples (label: example, one per line)", lines=5, max_lines=12,
                                       placeholder=texts.TASK_PLACEHOLDER, elem_id="task-examples")
-                gr.Examples([[texts.EXAMPLE_TASK]], inputs=[examples], label="An example task (click to fill in)")
+                gr.Examples([[texts.example_task()]], inputs=[examples], label="An example task (click to fill in)")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Task name (names its columns)", value="yours", max_lines=1, elem_id="task-name")
                 upload = gr.File(label="…or upload a .csv (text, label)", file_types=[".csv"], type="filepath",
@@ -131,9 +130,9 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             chooser = gr.Dropdown(choices=[], label="Selected sentence", interactive=True, elem_id="chooser")
-            task_labels = {task: HeadedLabel(num_top_classes=texts.TOP_LABELS, label=texts.task_title(i, task, len(names)))
+            task_labels = {task: headed_label(num_top_classes=texts.TOP_LABELS, label=texts.task_title(i, task, len(names)))
                            for i, (task, names) in enumerate(labels.items())}
-            task_labels[EXTRA] = HeadedLabel(num_top_classes=texts.TOP_LABELS, visible=False, elem_id="label-yours")
+            task_labels[EXTRA] = headed_label(num_top_classes=texts.TOP_LABELS, visible=False, elem_id="label-yours")
             scope_note = gr.Markdown(elem_id="scope-note")
             gr.Markdown(texts.EXPLAIN_GUIDE, elem_id="explain-guide")
             explanations = {task: gr.HTML(elem_id=f"explain-{task}") for task in labels}

@@ -5,6 +5,7 @@ import html
 import re
 
 from mtl_core.analysis import HEATMAP_MAX
+from mtl_core.inputs import read_examples
 from mtl_core.records import readable_label
 from mtl_core.config import MAX_TOKENS
 from mtl_core.settings import MAX_SENTENCES, ROOT
@@ -170,15 +171,13 @@ TASK_GUIDE = ("**Your labels.** Define a task of your own by examples: one `labe
               "all your examples. Only you see it; it is kept for this browser session "
               f"(the server keeps at most {{tasks}} visitors' tasks, the least recently used dropped first).")
 TASK_PLACEHOLDER = "billing: I was charged twice this month\nbilling: why is my invoice higher?\ndelivery: where is my parcel?\n..."
-EXAMPLE_TASK = "\n".join([
-    "fees: Why was I charged a fee for this transfer?", "fees: What does it cost to take cash out abroad?",
-    "fees: There is an extra charge on my statement", "fees: How much do you charge for a card replacement?",
-    "delivery: When will my new card arrive?", "delivery: My card still hasn't come in the post",
-    "delivery: Can you send the card to a different address?", "delivery: How long does shipping take?",
-    "security: Someone stole my card, block it", "security: I see a payment I did not make",
-    "security: My phone with the banking app was stolen", "security: I think my account was hacked",
-    "praise: Great service, thank you so much!", "praise: The new app update is brilliant",
-    "praise: Support solved my problem in minutes", "praise: I love how fast transfers are"])
+EXAMPLE_TASK_FILE = ROOT / "assets" / "examples" / "support_task.csv"  # also the docs' add_task example
+
+
+def example_task() -> str:
+    """The shipped example task as `label: example` lines, for the panel's example."""
+    texts, labels = read_examples(EXAMPLE_TASK_FILE)
+    return "\n".join(f"{label}: {text}" for text, label in zip(texts, labels))
 
 
 def task_report(report) -> str:
