@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from .config import HeadConfig
 from .heads import ExampleHead, HeadInputs
 from .inputs import InputError
 from .metrics import scaled_softmax
+from .records import csv_columns
 from .scope import ScopeConfig, ScopeDetector, threshold_at_recall
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ FOLDS = 5
 LARGE_TASK, LARGE_TASK_FOLDS = 1000, 3  # from this many examples 3 folds (each holds out >= 333): keeps a
 # 1,500-example task's build within 10 s on 2 cores (benchmarks/fewshot.py)
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # it names CSV columns (<name>_score) and files
+RECORD_FIELDS = ("text", "truncated")  # the keys of a prediction record beside its tasks (records.py)
 SCOPE_K = 5  # scope score: mean cosine of the 5 nearest examples (of k = 1, 2, 3, 5, best on CLINC150 valid)
 SCOPE_RECALL = 0.95  # the threshold accepts this share of the examples' leave-one-out scores
 LOGREG_C = 10.0  # inverse L2 strength, as scikit-learn's C
@@ -59,7 +61,19 @@ def check_name(name: str, taken: list[str]) -> str:
                          "(at most 40 characters): it names the CSV columns <name>, <name>_score, ...")
     if name in taken:
         raise InputError(f"the model already has a task named {name!r}; choose another name (taken: {taken})")
+    if name in RECORD_FIELDS:
+        raise InputError(f"{name!r} is a field of every prediction record; choose another task name")
     return name
+
+
+def check_columns(name: str, labels: list[str], existing: Mapping[str, list[str]]) -> None:
+    """The task's output columns must not repeat another's (a task `intent_score`, a label `score`): in a
+    record or a CSV row the later one would silently overwrite the earlier."""
+    columns = csv_columns({**existing, name: labels}, [*existing, name])  # as if every task had a scope
+    repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
+    if repeated:
+        raise InputError(f"the task name {name!r} or one of its labels would make the output column {repeated[0]!r} "
+                         "twice; rename the task or the label")
 
 
 def check_examples(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:
@@ -319,13 +333,16 @@ class ExampleTask:
 
 
 def fit_task(name: str, texts: list[str], labels: list[str], embed: Callable[[list[str]], np.ndarray],
-             taken: list[str] = (), seed: int = 0) -> ExampleTask:
+             existing: Mapping[str, list[str]] | None = None, seed: int = 0) -> ExampleTask:
     """Check the examples, embed them with `embed` (the shown embedding, (N, H) unit rows), choose the head
-    by stratified cross-validation among candidates(), refit it on every example, fit its scope."""
+    by stratified cross-validation among candidates(), refit it on every example, fit its scope.
+    `existing`: the other tasks served beside it (name -> labels), whose names and columns it must not take."""
     start = time.perf_counter()
-    name = check_name(name, list(taken))
+    existing = dict(existing or {})
+    name = check_name(name, list(existing))
     texts, labels, duplicates = check_examples(texts, labels)
     names = list(dict.fromkeys(labels))  # label order: first appearance
+    check_columns(name, names, existing)
     y = torch.tensor([names.index(label) for label in labels])
     vectors = np.ascontiguousarray(embed(texts + [label_text(n) for n in names]), dtype=np.float32)
     data = Examples(torch.from_numpy(vectors[:len(texts)]), y, torch.from_numpy(vectors[len(texts):]))

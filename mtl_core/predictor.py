@@ -207,7 +207,7 @@ class Predictor:
     def example_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> ExampleTask:
         """A task fitted on labelled examples, NOT added to this predictor: apply it to run()'s results with
         ExampleTask.apply, explain it with explain(..., extra=task). What a browser session's task is."""
-        return fit_task(name, texts, labels, self.embed, taken=self.tasks, seed=seed)
+        return fit_task(name, texts, labels, self.embed, existing=self.labels, seed=seed)
 
     def add_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> "TaskReport":
         """A new task from labelled examples: a head fitted on their shown embeddings (no backbone training),

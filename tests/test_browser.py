@@ -189,3 +189,69 @@ def test_about_tab_links_lead_to_the_write_up_and_figures_are_served(page):
     image = page.locator("#write-up img").first
     assert page.request.get(urljoin(page.url, image.get_attribute("src"))).status == 200
     page.get_by_role("tab", name="Analyse").click()
+
+
+# ---- two visitors' own tasks stay apart ------------------------------------------------------------------
+
+TASK_TIMEOUT_MS = 90_000  # build (cross-validating four heads on a busy 2-core machine) and re-analyse
+
+
+def task_lines(prefix: str) -> str:
+    return "\n".join([f"{prefix}_card: where is my card?", f"{prefix}_card: my card has not arrived",
+                      f"{prefix}_card: when will the card come", f"{prefix}_praise: great app",
+                      f"{prefix}_praise: I love this bank", f"{prefix}_praise: best service ever"])
+
+
+def visitor(browser, app_url: str):
+    """A fresh browser context (its own cookies and storage: a separate Gradio session) with the app open."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    visitor_page = context.new_page()
+    visitor_page.set_default_timeout(TASK_TIMEOUT_MS)
+    visitor_page.goto(app_url, wait_until="domcontentloaded")
+    visitor_page.wait_for_selector("#analyse")
+    return context, visitor_page
+
+
+def build_task(visitor_page, name: str, lines: str) -> None:
+    visitor_page.locator("#task-examples textarea").fill(lines)
+    visitor_page.locator("#task-name textarea, #task-name input").first.fill(name)
+    visitor_page.locator("#build-task").click()
+    visitor_page.wait_for_function("([sel, want]) => document.querySelector(sel)?.innerText.includes(want)",
+                                   arg=["#task-report", f"Task “{name}” is ready"])
+
+
+def page_text(visitor_page) -> str:
+    """Everything on the page, shown or not: the visible text and the HTML (hidden panels, attributes)."""
+    return visitor_page.locator("body").inner_text() + visitor_page.content()
+
+
+def test_each_visitor_sees_only_their_own_task(page, app_url):
+    browser = page.context.browser
+    two = "My card still hasn't arrived after two weeks.\nI love this app, transfers are instant!"
+    three = two + "\nHow do I change my PIN?"
+    a_context, b_context = None, None
+    try:
+        a_context, a = visitor(browser, app_url)
+        build_task(a, "alpha_only", task_lines("alpha"))
+        analyse(a, two, "Analysed 2 sentences")
+        a.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('alpha_only')")
+        assert a.locator("#predictions").get_by_text("Alpha card", exact=True).count() >= 1  # its label, readable
+
+        b_context, b = visitor(browser, app_url)
+        analyse(b, two, "Analysed 2 sentences")
+        b.wait_for_function("() => document.querySelector('#explain-intent')?.innerText.includes('My card still')")
+        assert "intent" in b.locator("#predictions").inner_text()
+        assert "alpha_only" not in page_text(b) and "alpha_card" not in page_text(b)
+
+        build_task(b, "beta_only", task_lines("beta"))  # B's sentences are analysed again, now with its task
+        b.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('beta_only')")
+        assert "alpha_only" not in page_text(b)
+
+        analyse(a, three, "Analysed 3 sentences")
+        a.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('How do I change')")
+        assert "alpha_only" in a.locator("#predictions").inner_text()
+        assert "beta_only" not in page_text(a) and "beta_card" not in page_text(a)
+    finally:
+        for context in (a_context, b_context):
+            if context is not None:
+                context.close()
