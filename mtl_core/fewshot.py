@@ -3,7 +3,7 @@
 examples (text, label) -> check_examples -> embed (the shown all-MiniLM-L6-v2 embedding, unit length)
   -> every candidate method, scored by stratified cross-validation on the examples (candidates() lists them)
   -> the best one refitted on all examples -> ExampleHead (heads.py) + temperature from the held-out folds
-  -> out-of-scope detector: cosine k-NN against the examples, threshold from the examples' own
+  -> out-of-scope detector: cosine to the nearest label centroid, threshold from the examples' own
      leave-one-out scores -> ExampleTask (the head, its config, the detector and a TaskReport)
 
 The head reads the embedding the app shows, not the task layers (which were fine-tuned on Banking77), so
@@ -45,7 +45,6 @@ LARGE_TASK, LARGE_TASK_FOLDS = 1000, 3  # from this many examples 3 folds (each 
 # 1,500-example task's build within 10 s on 2 cores (benchmarks/fewshot.py)
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # it names CSV columns (<name>_score) and files
 RECORD_FIELDS = ("text", "truncated")  # the keys of a prediction record beside its tasks (records.py)
-SCOPE_K = 5  # scope score: mean cosine of the 5 nearest examples (of k = 1, 2, 3, 5, best on CLINC150 valid)
 SCOPE_RECALL = 0.95  # the threshold accepts this share of the examples' leave-one-out scores
 LOGREG_C = 10.0  # inverse L2 strength, as scikit-learn's C
 ADAPTER_STEPS, ADAPTER_LR, SUPCON_TAU = 10, 1e-3, 0.05  # chosen on the few-shot splits' dev sets
@@ -241,7 +240,8 @@ class TaskReport:
                f"{100 * self.cv_accuracy:.1f}% ± {100 * self.cv_spread:.1f}",
                "methods (cross-validated accuracy): " +
                ", ".join(f"{m} {100 * a:.1f}%" for m, a in self.candidates.items()),
-               f"out of scope below cosine {self.scope_threshold:.3f} to the nearest example",
+               f"out of scope below cosine {self.scope_threshold:.3f} to the nearest label centroid (95% of the "
+               "examples reach it, each left out of its centroid)",
                "examples per label: " + ", ".join(f"{label} {n}" for label, n in self.counts.items())]
         if self.confused:
             out.append("most confused: " + "; ".join(f"{t} -> {p} ({n}x)" for t, p, n in self.confused))
@@ -287,22 +287,31 @@ def most_confused(y: np.ndarray, predicted: np.ndarray, labels: list[str], top: 
     return [(t, p, n) for (t, p), n in pairs.most_common(top)]
 
 
-def leave_one_out_scores(x: np.ndarray, k: int = SCOPE_K) -> np.ndarray:
-    """Each example's scope score against the other examples (itself left out): (N, H) -> (N,)."""
-    sims = x @ x.T  # (N, N)
-    np.fill_diagonal(sims, -np.inf)
-    k = min(k, len(x) - 1)
-    return np.sort(sims, axis=1)[:, -k:].mean(axis=1)
+def leave_one_out_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each example's centroid scope score with itself left out of its label's centroid: (N, H), (N,) -> (N,)."""
+    sums = np.zeros((y.max() + 1, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, y, x)
+    sims = x @ unit_rows(sums).T  # (N, C): against every label's full centroid
+    own = unit_rows(sums[y] - x)  # (N, H): its own label's centroid without it
+    sims[np.arange(len(x)), y] = (own * x).sum(axis=1)
+    return sims.max(axis=1)
 
 
-def fit_scope(name: str, x: np.ndarray, texts: list[str], labels: list[str]) -> ScopeDetector:
-    """k-NN scope score against the examples; the threshold accepts SCOPE_RECALL of the examples' own
-    leave-one-out scores, so no out-of-scope data is needed."""
-    threshold = threshold_at_recall(leave_one_out_scores(x.astype(np.float16).astype(np.float32)), SCOPE_RECALL)
-    config = ScopeConfig(threshold=threshold, head=name, k=SCOPE_K, dev_recall=SCOPE_RECALL, files=f"scope_{name}",
-                         method=f"knn (k={SCOPE_K}, cosine to the nearest of the task's examples)",
-                         fitted_on=f"leave-one-out over its {len(x):,} examples")
-    return ScopeDetector(config, x.astype(np.float16).astype(np.float32), texts, labels)
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def fit_scope(name: str, x: np.ndarray, texts: list[str], labels: list[str], y: np.ndarray) -> ScopeDetector:
+    """The task's out-of-scope detector from its examples alone: score = cosine to the nearest label
+    centroid; the threshold accepts SCOPE_RECALL of the examples' own scores, each with itself left out of
+    its centroid. No out-of-scope data is needed (the score was chosen on CLINC150's dev sentences against
+    its dev oos queries, among k-NN and combined scores: benchmarks/fewshot.py)."""
+    reference = x.astype(np.float16).astype(np.float32)  # score with what is stored
+    threshold = threshold_at_recall(leave_one_out_scores(reference, y), SCOPE_RECALL)
+    config = ScopeConfig(threshold=threshold, head=name, k=1, dev_recall=SCOPE_RECALL, files=f"scope_{name}",
+                         method="cosine to the nearest label centroid of the task's examples",
+                         fitted_on=f"leave-one-out over its {len(x):,} examples", centroids=True)
+    return ScopeDetector(config, reference, texts, labels)
 
 
 @dataclass
@@ -353,7 +362,7 @@ def fit_task(name: str, texts: list[str], labels: list[str], embed: Callable[[li
     best, accuracies, held_out_logits = max(scored.values(), key=lambda s: np.mean(s[1]))
     temperature = fit_temperature(held_out_logits, y.numpy())
     config, head = build_head(best, name, names, *data.training_set(), temperature)
-    scope = fit_scope(name, data.x.numpy(), texts, labels)
+    scope = fit_scope(name, data.x.numpy(), texts, labels, y.numpy())
     report = TaskReport(name, best.name, float(np.mean(accuracies)), float(np.std(accuracies, ddof=1)),
                         folds.get_n_splits(), {label: counts[label] for label in names},
                         most_confused(y.numpy(), held_out_logits.argmax(1), names),

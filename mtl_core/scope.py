@@ -8,6 +8,7 @@ among the scorers below (python -m mtl_core.evaluate prints them all).
   msp(probs)                                   calibrated max softmax probability
   energy(logits, temperature)                  T * logsumexp(logits / T)          (Liu et al., 2020)
   knn_similarity(features, reference, k)       mean cosine of the k nearest reference sentences
+  label_centroids(reference, labels)           a task from examples scores the cosine to the nearest of these
   fit_mahalanobis / mahalanobis_score          -min_c (x - mu_c)^T Sigma^-1 (x - mu_c), tied Sigma
                                                (Lee et al., 2018; Podolskiy et al., 2021)
 """
@@ -81,6 +82,15 @@ def mahalanobis_score(features: np.ndarray, means: np.ndarray, precision: np.nda
     return -d.min(axis=1)
 
 
+def label_centroids(reference: np.ndarray, labels: list[str]) -> np.ndarray:
+    """The unit-length mean of each label's rows: (M, H) -> (C, H), labels in order of first appearance."""
+    names = list(dict.fromkeys(labels))
+    index = np.array([names.index(label) for label in labels])
+    sums = np.zeros((len(names), reference.shape[1]), dtype=np.float64)
+    np.add.at(sums, index, reference)
+    return (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+
+
 # ---- thresholds and metrics -------------------------------------------------------------------------
 
 def threshold_at_recall(in_scope_scores: np.ndarray, recall: float) -> float:
@@ -117,6 +127,9 @@ class ScopeConfig:
     dev_recall: float = DEV_RECALL
     fitted_on: str = ""  # in words: the reference sentences and the dev set of the threshold
     files: str = SCOPE_STEM  # the checkpoint's files <files>.safetensors and <files>_sentences.json
+    # True: the score is the cosine to the nearest label centroid of the reference sentences (a task from
+    # examples, fewshot.py) instead of the mean cosine of the k nearest sentences
+    centroids: bool = False
 
     def paths(self, directory: str | Path) -> tuple[Path, Path]:
         directory = Path(directory)
@@ -133,6 +146,7 @@ class ScopeDetector:
         self.reference = reference.astype(np.float32)  # (M, H); stored as fp16 (no decision changes)
         self.texts = texts
         self.labels = labels
+        self.centroids = label_centroids(self.reference, labels) if config.centroids else None  # (C, H)
 
     @classmethod
     def fit(cls, reference: np.ndarray, texts: list[str], labels: list[str], dev_embeddings: np.ndarray,
@@ -145,7 +159,10 @@ class ScopeDetector:
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, H) unit-length embeddings -> (N,) scope scores."""
+        if self.centroids is not None:
+            return (embeddings.astype(np.float32) @ self.centroids.T).max(axis=1)  # (N, C) -> (N,)
         return knn_similarity(embeddings, self.reference, self.config.k)
+
 
     def nearest(self, embedding: np.ndarray, k: int = 1) -> list[tuple[str, str, float]]:
         """The k most similar reference sentences to one embedding (H,): [(text, label, cosine)], closest first."""

@@ -3,9 +3,10 @@
     python -m scripts.screenshots [--data-dir DIR] [--out assets]
 
 Starts `python app.py` on 127.0.0.1 (with the data folder's reference map when one is found), drives it
-in headless Debian chromium through Playwright, and writes full-page screenshots of 10 and of 300
-analysed sentences and of a search among the 300: OUT/screenshot.png, OUT/screenshot_300.png and
-OUT/screenshot_search.png.
+in headless Debian chromium through Playwright, and writes full-page screenshots of 10 analysed sentences,
+of the same 10 with a task of one's own (the shipped example task, built in the Your labels panel; an
+out-of-scope sentence selected), of 300 sentences and of a search among the 300: OUT/screenshot.png,
+OUT/screenshot_task.png, OUT/screenshot_300.png and OUT/screenshot_search.png.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from mtl_core.settings import ROOT, Settings
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 180_000
-REFERENCE_TRIES = 40  # x ~6 s: the reference map is ready within a minute or two
 TEN = ["My card still hasn't arrived after two weeks.", "Where is the new card you sent me?",
        "I was charged twice for the same coffee.", "Why is there an extra fee on my statement?",
        "I love this app, transfers are instant!", "Best banking app I have used, well done.",
@@ -51,6 +51,22 @@ def shoot(page, sentences: list[str], path: Path | None) -> None:
         print(f"wrote {path}")
 
 
+def build_task(page, select_row: int, path: Path) -> None:
+    """Fill in the example task, Build it, wait for the re-analysis with its column, select a row, shoot."""
+    page.locator("#your-labels").get_by_text("fees: Why was I charged").first.click()
+    page.locator("#build-task").click()
+    page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('is ready')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('yours')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1500)
+    page.locator("#predictions").get_by_text(TEN[select_row]).first.click()
+    page.wait_for_function("() => document.querySelector('#explain-yours span[title]')", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path}")
+
+
 def search(page, query: str, path: Path) -> None:
     page.locator("#query textarea").fill(query)
     page.locator("#search").click()
@@ -77,17 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app.url)
         page.wait_for_selector("#analyse")
-        # the reference map is built in the background at start-up; wait until the map is placed on it
-        for _ in range(REFERENCE_TRIES):  # the reference map is fitted in the background at start-up
-            shoot(page, TEN[:3], args.out / "screenshot.png")
-            if "reference map" in page.locator("#map").inner_text():
-                break
-            page.wait_for_timeout(5000)
-        shoot(page, TEN, None)
+        shoot(page, TEN, None)  # the app serves once its reference map is built
         page.locator("#predictions").get_by_text(TEN[0]).first.click()  # select a row: why this label?
         page.wait_for_function("() => document.querySelector('#explain-intent span[title]')", timeout=TIMEOUT_MS)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(args.out / "screenshot.png"), full_page=True)
+        build_task(page, len(TEN) - 1, args.out / "screenshot_task.png")  # the last of TEN: out of scope
+        page.locator("#remove-task").click()
+        page.wait_for_function("() => !document.querySelector('#predictions')?.innerText.includes('yours')",
+                               timeout=TIMEOUT_MS)
         shoot(page, many_sentences(data_dir, 300), args.out / "screenshot_300.png")
         search(page, "my card was stolen", args.out / "screenshot_search.png")
         browser.close()

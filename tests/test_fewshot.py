@@ -245,8 +245,8 @@ def test_with_task_adds_a_task_to_results_without_changing_them(predictor):
     np.testing.assert_allclose(applied.probs["yours"], task.probabilities(results.embeddings), atol=0)
     np.testing.assert_array_equal(applied.embeddings, results.embeddings)
     found = predictions(applied)
-    assert [p["yours"].in_scope for p in found] == list(task.scope.scores(results.embeddings)
-                                                        >= task.scope.config.threshold)
+    scores = task.scope.scores(results.embeddings)
+    assert [p["yours"].in_scope for p in found] == list(scores >= task.scope.config.threshold)
 
 
 # ---- explanations ----------------------------------------------------------------------------------------
@@ -284,19 +284,26 @@ def test_the_scope_threshold_comes_from_the_examples_leave_one_out_scores():
     texts, labels = cluster_examples(embed, 10)
     task = fit_task("topic", texts, labels, embed)
     x = embed(texts).astype(np.float16).astype(np.float32)  # the detector stores fp16
-    sims = x @ x.T
-    np.fill_diagonal(sims, -np.inf)
-    loo = np.sort(sims, axis=1)[:, -fewshot.SCOPE_K:].mean(axis=1)  # each example against the others
+    y = np.array([LABELS.index(label) for label in labels])
+    loo = []
+    for i in range(len(x)):  # each example against the label centres, itself left out of its own
+        keep = np.arange(len(x)) != i
+        centres = np.stack([x[keep & (y == c)].mean(axis=0) for c in range(len(LABELS))])
+        loo.append(float((unit(centres) @ x[i]).max()))
     threshold = task.scope.config.threshold
-    assert threshold in loo.tolist()
-    assert (loo >= threshold).mean() >= fewshot.SCOPE_RECALL and (loo > threshold).mean() < fewshot.SCOPE_RECALL
-    assert task.scope.config.k == fewshot.SCOPE_K and task.scope.texts == texts and task.scope.labels == labels
+    assert min(abs(threshold - v) for v in loo) < 1e-5
+    assert (np.array(loo) >= threshold - 1e-6).mean() >= fewshot.SCOPE_RECALL
+    assert task.scope.config.centroids and task.scope.texts == texts and task.scope.labels == labels
+
+    def scores(vectors: np.ndarray) -> np.ndarray:
+        return task.scope.scores(vectors)
+
     # the examples themselves (and new sentences like them) are in scope; something unlike all of them is not
-    assert (task.scope.scores(embed(texts)) >= threshold).mean() >= 0.95
+    assert (scores(embed(texts)) >= threshold).mean() >= 0.95
     fresh = [embed.example(label, 50 + i) for label in LABELS for i in range(3)]
-    assert (task.scope.scores(embed(fresh)) >= threshold).mean() >= 0.9
+    assert (scores(embed(fresh)) >= threshold).mean() >= 0.9
     far = unit(-np.mean(embed(texts), axis=0))[None, :].astype(np.float32)
-    assert task.scope.scores(far)[0] < threshold
+    assert scores(far)[0] < threshold
     empty = Results(["far", fresh[0]], np.concatenate([far, embed(fresh[:1])]), {}, {}, np.zeros(2, dtype=bool))
     found = predictions(task.apply(empty))
     assert [p["topic"].in_scope for p in found] == [False, True]

@@ -1,9 +1,11 @@
 """/task_predict on the running app through gradio_client: a task of your own, statelessly, beside the shipped
-tasks, with clear errors for bad examples; and the README's snippet for it, run as a user would."""
+tasks, with clear errors for bad examples; and the documented snippet for it (docs/fewshot.md), run as a user would."""
 from __future__ import annotations
 
 import contextlib
 import io
+import re
+from pathlib import Path
 
 import pytest
 from gradio_client.exceptions import AppError
@@ -15,15 +17,15 @@ SENTENCES = ["My card still hasn't arrived.", "I love this app!", "Why was I cha
 EXAMPLES = "\n".join(["delivery: where is my card?", "delivery: card not here yet", "delivery: when does it ship",
                       "praise: great app", "praise: love it", "praise: best bank ever",
                       "fees: why this charge?", "fees: extra fee on my statement", "fees: charged twice"])
-# The README's snippet for /task_predict, exactly as a user writes it (README_URL is replaced by the test
-# server's address before it runs).
-README_URL = "http://127.0.0.1:7860/"
-README_SNIPPET = '''\
-from gradio_client import Client
-client = Client("http://127.0.0.1:7860/")
-result = client.predict("My card never arrived\\nI love this app", "delivery: where is my card?\\ndelivery: card not here yet\\npraise: great app\\npraise: love it", "support", api_name="/task_predict")
-print(result["predictions"][0]["support"]["label"])
-'''
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "fewshot.md"
+DOCS_URL = "http://127.0.0.1:7860/"
+
+
+def documented_snippet() -> str:
+    """The gradio_client snippet for /task_predict in docs/fewshot.md, exactly as a user copies it."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    [snippet] = [b for b in blocks if "/task_predict" in b]
+    return snippet
 
 
 def test_task_predict_is_listed_with_text_first_and_a_default_name(client):
@@ -95,12 +97,13 @@ def test_the_server_still_serves_after_bad_task_requests(client):
     assert out["predictions"][0]["text"] == "still here?" and "topic" in out["predictions"][0]
 
 
-def test_the_readme_snippet_runs_as_written(app_url):
-    assert README_SNIPPET.count(README_URL) == 1
-    code = README_SNIPPET.replace(README_URL, f"{app_url}/")
+def test_the_documented_snippet_runs_as_written(app_url):
+    snippet = documented_snippet()
+    assert snippet.count(DOCS_URL) == 1
+    code = snippet.replace(DOCS_URL, f"{app_url}/")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README snippet", "exec"), {})  # noqa: S102 - the documented snippet itself
+        exec(compile(code, "docs/fewshot.md snippet", "exec"), {})  # noqa: S102 - the documented snippet itself
     assert printed.getvalue().splitlines()[-1] == "delivery"
 
 

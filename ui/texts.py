@@ -189,7 +189,8 @@ def task_report(report) -> str:
              f"- Head: **{report.method}**, {report.folds}-fold cross-validated accuracy "
              f"**{100 * report.cv_accuracy:.0f}%** ± {100 * report.cv_spread:.0f} (on examples held out of each fold; "
              f"other methods: {methods}).",
-             f"- Out of scope (“— none”) below cosine {report.scope_threshold:.2f} to the nearest example.",
+             f"- Out of scope (“— none”) below cosine {report.scope_threshold:.2f} to the nearest label's centre "
+             "(the mean of its examples), which 95% of your examples reach.",
              f"- Examples per label: {counts}."]
     if report.duplicates_dropped:
         lines.append(f"- {report.duplicates_dropped} repeated example(s) were dropped.")
