@@ -53,15 +53,17 @@ def shoot(page, sentences: list[str], path: Path | None) -> None:
 
 def build_task(page, select_row: int, path: Path) -> None:
     """Fill in the example task, Build it, wait for the re-analysis with its column, select a row, shoot."""
-    page.locator("#your-labels").get_by_text("fees: Why was I charged").first.click()
+    page.locator("#your-labels").get_by_role("button").filter(has_text="fees:").first.click()
     page.locator("#build-task").click()
     page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('is ready')",
                            timeout=TIMEOUT_MS)
     page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('yours')",
                            timeout=TIMEOUT_MS)
     page.wait_for_timeout(1500)
-    page.locator("#predictions").get_by_text(TEN[select_row]).first.click()
-    page.wait_for_function("() => document.querySelector('#explain-yours span[title]')", timeout=TIMEOUT_MS)
+    page.locator("#chooser input").click()  # the row may be scrolled out of the table: choose it in the list
+    page.get_by_role("option", name=f"{select_row + 1}: {TEN[select_row][:80]}").click()
+    page.wait_for_function("([want]) => document.querySelector('#explain-yours')?.innerText.includes(want)",
+                           arg=[TEN[select_row].split()[-1]], timeout=TIMEOUT_MS)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(path), full_page=True)
     print(f"wrote {path}")

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from gradio.data_classes import GradioModel
-
 from mtl_core.analysis import PREVIEW_DIMS
 from mtl_core.service import STORED_TASKS_MAX, Service
 from mtl_core.viz import placeholder_figure
 
 from . import texts
+from .components import HeadedLabel
 from .events import EXTRA, Events, register_api, table_layout
 
 SESSION_TTL_S = 3600  # an idle session's analysis (up to ~3 MB of embeddings) is dropped after this
@@ -26,17 +25,6 @@ CSS = """
 #chooser input, #compare input { padding-right: 2.2em !important; text-overflow: ellipsis; }
 #your-labels { border-left: 4px solid #7b3294; }
 """
-
-
-def headed_label(**kwargs) -> gr.Label:
-    """A gr.Label that also takes a LabelData, whose heading may differ from its top class: "None of the 77
-    intents" above the closest intents of an out-of-scope sentence (gr.Label always heads with the most
-    likely class). Patched on the instance: a gr.Label subclass would make Gradio write a .pyi stub beside
-    this file at import."""
-    label = gr.Label(**kwargs)
-    plain = label.postprocess
-    label.postprocess = lambda value: value if isinstance(value, GradioModel) else plain(value)
-    return label
 
 
 @dataclass
@@ -130,9 +118,9 @@ def details_panel(labels: dict[str, list[str]]) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             chooser = gr.Dropdown(choices=[], label="Selected sentence", interactive=True, elem_id="chooser")
-            task_labels = {task: headed_label(num_top_classes=texts.TOP_LABELS, label=texts.task_title(i, task, len(names)))
+            task_labels = {task: HeadedLabel(num_top_classes=texts.TOP_LABELS, label=texts.task_title(i, task, len(names)))
                            for i, (task, names) in enumerate(labels.items())}
-            task_labels[EXTRA] = headed_label(num_top_classes=texts.TOP_LABELS, visible=False, elem_id="label-yours")
+            task_labels[EXTRA] = HeadedLabel(num_top_classes=texts.TOP_LABELS, visible=False, elem_id="label-yours")
             scope_note = gr.Markdown(elem_id="scope-note")
             gr.Markdown(texts.EXPLAIN_GUIDE, elem_id="explain-guide")
             explanations = {task: gr.HTML(elem_id=f"explain-{task}") for task in labels}

@@ -1,0 +1,18 @@
+"""A component the page needs that Gradio lacks. Gradio writes a typing stub (components.pyi) beside any module
+that defines a component class, when it is missing: it is committed, so importing this never writes a file."""
+from __future__ import annotations
+
+import gradio as gr
+from gradio.data_classes import GradioModel
+
+
+class HeadedLabel(gr.Label):
+    """gr.Label whose heading may differ from its top class: "None of the 77 intents" above the closest
+    intents of an out-of-scope sentence (gr.Label always heads with the most likely class)."""
+
+    is_template = True  # drawn by gr.Label's front end
+
+    def postprocess(self, value):
+        if isinstance(value, GradioModel):  # a LabelData with its own heading (ui/events.py: label_value)
+            return value
+        return super().postprocess(value)
