@@ -18,8 +18,8 @@ TITLE = ("## Multi-task sentence transformer\nIntent (Banking77) and sentiment f
 UNTRAINED_BANNER = ("UNTRAINED heads ({heads}): no trained weights for them were found, so their predictions below "
                     "are random. Embeddings, similarity and maps are real.")
 EXAMPLES = [
-    "I love the new app, my transfer arrived in seconds!\nI was charged twice for the same coffee, fix this now.\n"
-    "How long does a new card take to arrive?\nThe exchange rate on my cash withdrawal was a rip-off.",
+    "I was charged twice for the same coffee, fix this now.\nHow long does a new card take to arrive?\n"
+    "The exchange rate on my cash withdrawal was a rip-off.\nI love the new app, my transfer arrived in seconds!",
     "My card still hasn't arrived after two weeks.\nWhy was I charged a fee for taking out cash?\n"
     "How do I change my PIN?\nI think someone stole my card, please block it.",
     "Thanks, the refund finally showed up!\nThe exchange rate you gave me was terrible.\n"
