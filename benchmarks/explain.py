@@ -23,7 +23,6 @@ average before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.output import write_results
 from mtl_core.data import TASKS, load_task
 from mtl_core.explain import IG_STEPS, METHODS, WordPieces, class_probabilities, explain, segment_words
 from mtl_core.predictor import Predictor
@@ -156,10 +156,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(markdown_table(results))
-    print(f"\nwrote {args.out}")
+    write_results(args.out, results, markdown_table(results))
 
 
 if __name__ == "__main__":

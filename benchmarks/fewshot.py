@@ -28,7 +28,6 @@ Writes JSON (default benchmarks/fewshot_results.json; --quick: runs/fewshot_quic
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.output import write_results
 from mtl_core import fewshot
 from mtl_core.analysis import Analysis, map_figure, map_view
 from mtl_core.data import read_texts
@@ -231,10 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(markdown(results))
-    print(f"\nwrote {args.out}")
+    write_results(args.out, results, markdown(results))
 
 
 if __name__ == "__main__":

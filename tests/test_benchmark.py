@@ -79,3 +79,56 @@ def test_quick_browser_benchmark_splits_each_click(tmp_path):
         parts = size["breakdown_p50_ms"]
         assert parts["server_ms"] > 0 and parts["to_server_ms"] > -50  # each click found its own event (clocks agree to ms)
         assert size["drawn_p50_ms"] >= size["arrived_p50_ms"] > 0
+
+
+def few_shot_folder(root: Path) -> Path:
+    """The layout of jianguoz/Few-Shot-Intent-Detection (Datasets/<set>/<split>/{seq.in,label}), filled from the
+    data folder: Banking77 for BANKING77, CLINC150's non-banking domains and oos queries for CLINC150."""
+    from mtl_core.data import read_rows
+
+    def write(dataset: str, split: str, rows: list[dict]) -> None:
+        folder = root / "Datasets" / dataset / split
+        folder.mkdir(parents=True)
+        (folder / "seq.in").write_text("".join(" ".join(r["text"].split()) + "\n" for r in rows), encoding="utf-8")
+        (folder / "label").write_text("".join(r["label"] + "\n" for r in rows), encoding="utf-8")
+
+    def per_label(rows: list[dict], start: int, count: int) -> list[dict]:
+        seen: dict[str, int] = {}
+        kept = []
+        for r in rows:
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+            if start < seen[r["label"]] <= start + count:
+                kept.append(r)
+        return kept
+
+    sets = {"BANKING77": read_rows(DATA_DIR / "intent" / "train.csv"),
+            "CLINC150": [r for r in read_rows(DATA_DIR / "oos" / "train.csv") if r["label"] != "oos"]}
+    for dataset, rows in sets.items():
+        for split, start, count in (("train_5", 0, 5), ("train_10", 0, 10), ("valid", 10, 5), ("test", 15, 5)):
+            write(dataset, split, per_label(rows, start, count))
+    for split, source in (("oos/valid", "dev"), ("oos/test", "test")):
+        write("CLINC150", split, [r for r in read_rows(DATA_DIR / "oos" / f"{source}.csv") if r["label"] == "oos"])
+    return root
+
+
+@pytest.mark.integration
+def test_quick_few_shot_benchmark_reports_every_method_and_target(tmp_path):
+    if not (DATA_DIR / "oos" / "train.csv").is_file():
+        pytest.skip("needs the data folder with oos/")
+    from benchmarks.fewshot import main
+    from mtl_core.fewshot import candidates
+
+    out = tmp_path / "fewshot.json"
+    main(["--quick", "--source", str(few_shot_folder(tmp_path / "source")), "--data-dir", str(DATA_DIR),
+          "--out", str(out)])
+    results = json.loads(out.read_text())
+    assert set(results["accuracy"]) == {"BANKING77 train_5", "BANKING77 train_10", "CLINC150 train_5",
+                                        "CLINC150 train_10"}
+    for found in results["accuracy"].values():
+        assert set(found["methods"]) == {c.name for c in candidates()}
+        assert all(0 <= m[part] <= 100 for m in found["methods"].values() for part in ("valid", "test"))
+        assert found["chosen_test"] == found["methods"][found["chosen_on_valid"]]["test"]
+    scope = results["scope"]
+    assert 0.5 <= scope["auroc"] <= 1 and "nearest label centroid (the task's)" in scope["valid_auroc"]
+    timing = results["time"]
+    assert timing["build_median_s"] > 0 and all(a["with_s"] > 0 and a["without_s"] > 0 for a in timing["analyse"].values())
