@@ -310,7 +310,8 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
     for label in sorted(set(colours) - set(colour_labels)):  # the reference's other colours, in the legend too
         fig.add_trace(scatter_trace(np.full((1, dims), np.nan), dims, name=html.escape(label, quote=False),
-                                    legendgroup=label, hoverinfo="skip", marker={"size": 8, "color": faded(colours[label])}))
+                                    legendgroup=label, hoverinfo="skip", text=[],  # no sentence of the user's
+                                    marker={"size": 8, "color": faded(colours[label])}))
     if highlight is not None and len(highlight):
         fig.add_trace(highlight_trace(highlight, dims))
     title = "<br>".join(textwrap.wrap(html.escape(f"{len(texts)} sentences · {method}", quote=False), 70))

@@ -109,15 +109,16 @@ def test_an_out_of_scope_sentence_is_marked_in_the_table_and_its_details(page):
     assert page.locator("#predictions").get_by_text("— none (closest:").count() >= 1
     assert page.locator("#predictions").get_by_text("Change PIN", exact=True).count() == 1  # in scope: named
     page.locator("#predictions").get_by_text(SENTENCES[9]).last.click()
-    page.wait_for_function("() => document.querySelector('#scope-note')?.innerText.includes('Out of scope')")
-    assert "Nearest training sentence" in page.locator("#scope-note").inner_text()
-    assert page.get_by_text("NONE of the intents").count() >= 1  # the top-5 panel says so too
+    page.wait_for_function("() => document.querySelector('#scope-note')?.innerText.includes('intent: out of scope')")
+    assert "Nearest known example" in page.locator("#scope-note").inner_text()
+    # the top-5 panel is headed by the decision, not by the closest intent
+    assert page.get_by_text("None of the 77 intents", exact=True).count() >= 1
 
 
 def test_selecting_a_row_shows_its_details_and_why(page):
     page.locator("#predictions").get_by_text(SENTENCES[2]).click()
     page.wait_for_function("() => document.querySelector('#chooser input')?.value.startsWith('3:')")
-    assert "Nearest reference sentences to #3" in page.locator("#neighbours-note").inner_text()
+    assert "Nearest labelled sentences to #3" in page.locator("#neighbours-note").inner_text()
     for task in ("intent", "sentiment"):  # the sentence twice, its words coloured by their push
         page.wait_for_function(f"() => document.querySelector('#explain-{task}')?.innerText.includes('charged twice')")
         assert page.locator(f"#explain-{task} span[title]").count() == len(SENTENCES[2].split()) + 1  # + the "."

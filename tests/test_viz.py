@@ -239,6 +239,10 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
                              background=background, highlight=rng.normal(size=(3, 2)))
     legend = [t.name for t in fig.data if t.showlegend is not False]
     assert len(legend) <= len(INTENT_GROUPS) + 2  # the groups, out of scope, search results
+    assert set(INTENT_GROUPS) <= set(legend)  # every colour on the map, the reference points' included
+    mine = [t for t in fig.data if t.showlegend is not False and t.text is not None and len(t.text)]
+    reference = [t for t in fig.data if t.name.startswith("reference: ")]
+    assert min(t.marker.size for t in mine) >= 2 * max(t.marker.size for t in reference)  # yours stand out
     assert "search results" in legend and fig.layout.legend.orientation == "h"  # under the plot, never beside
     coloured = [t for t in fig.data if t.name.startswith("reference: ") and t.name != "reference: other"]
     assert len(coloured) == len(INTENT_GROUPS) and all("rgba" in t.marker.color for t in coloured)
