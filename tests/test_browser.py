@@ -256,3 +256,31 @@ def test_each_visitor_sees_only_their_own_task(page, app_url):
         for context in (a_context, b_context):
             if context is not None:
                 context.close()
+
+
+def test_a_task_downloads_as_a_file_that_rebuilds_it_and_remove_drops_it(page, app_url, tmp_path):
+    context = None
+    try:
+        context, visitor_page = visitor(page.context.browser, app_url)
+        build_task(visitor_page, "gamma", task_lines("gamma"))
+        report = visitor_page.locator("#task-report").inner_text()
+        href = visitor_page.locator("#task-file a[download]").first.get_attribute("href")
+        saved = tmp_path / "examples_gamma.csv"
+        saved.write_bytes(visitor_page.request.get(urljoin(visitor_page.url, href)).body())
+        assert saved.read_text(encoding="utf-8").splitlines()[:2] == ["text,label", "where is my card?,gamma_card"]
+        visitor_page.locator("#remove-task").click()
+        visitor_page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('removed')")
+        analyse(visitor_page, "Where is my card?", "Analysed 1 sentence")
+        assert "gamma" not in visitor_page.locator("#predictions").inner_text()
+        visitor_page.locator("#task-upload input[type=file]").set_input_files(str(saved))  # the file, uploaded again
+        visitor_page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('is ready')")
+        same = visitor_page.locator("#task-report").inner_text()
+        assert same.split("built in")[0] == report.split("built in")[0]  # the same task (its build time aside)
+        visitor_page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('Gamma card')")
+        bad = tmp_path / "labels.csv"
+        bad.write_text("sentence,tag\nhello,a\n", encoding="utf-8")
+        visitor_page.locator("#task-upload input[type=file]").set_input_files(str(bad))
+        visitor_page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('no text')")
+    finally:
+        if context is not None:
+            context.close()

@@ -1,5 +1,6 @@
 """Event handlers: each returns its outputs by component (a dict), so no handler keeps a tuple in step
-with an outputs list, and an output left out keeps what it shows. The work itself is done by
+with an outputs list, and an output left out keeps what it shows; gr.skip() when there is nothing to
+update (Gradio reads an empty dict as one value for every output, and fails). The work itself is done by
 mtl_core.service.Service (the only door to the model); here it is only put into components.
 
 Tasks are data: every per-task component is made for each of the checkpoint's tasks, plus one spare
@@ -147,7 +148,7 @@ class Events:
         views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences). The word
         explanations follow in a third step (explain_selected): they take ~0.3 s."""
         if session is None:
-            return {}
+            return gr.skip()
         paths = self.service.write_downloads(session.analysis)
         return {**self.details(session, 0, explain=False), self.c.embeddings: session.analysis.embedding_preview(),
                 self.c.files: [str(p) for p in paths]}
@@ -156,7 +157,7 @@ class Events:
         """Read an uploaded file into the textbox (so what gets analysed is visible) and analyse it."""
         c = self.c
         if not path:
-            return {}
+            return gr.skip()
         try:
             loaded = self.service.load_file(path, get_upload_folder())
         except InputError as err:
@@ -191,7 +192,7 @@ class Events:
         sentence i, and i side by side with its most similar other sentence."""
         c = self.c
         if session is None or i is None:
-            return {}
+            return gr.skip()
         analysis = session.analysis
         neighbours = self.service.neighbours(session, i)
         note = (f"Nearest labelled sentences to **#{i + 1}**" if neighbours else
@@ -222,7 +223,7 @@ class Events:
     def explain_selected(self, session: Session | None, i: int | None) -> dict:
         """Why sentence i got each label; after Analyse, its own last step, so it never delays the views."""
         if session is None or i is None:
-            return {}
+            return gr.skip()
         analysis = session.analysis
         return {self.c.explanations[self.slot(task)]: self.explanation(analysis, analysis.texts[i], task)
                 for task in analysis.labels}
@@ -230,7 +231,7 @@ class Events:
     def explain_label(self, session: Session | None, i: int | None, evt: gr.SelectData) -> dict:
         """A label clicked in a top list: explain that label instead of the predicted one."""
         if session is None or i is None:
-            return {}
+            return gr.skip()
         analysis = session.analysis
         for task in analysis.labels:
             slot = self.slot(task)
@@ -239,11 +240,11 @@ class Events:
                 label = ids.get(str(evt.value))
                 if label is not None:
                     return {self.c.explanations[slot]: self.explanation(analysis, analysis.texts[i], task, label)}
-        return {}
+        return gr.skip()
 
     def pair(self, session: Session | None, i: int | None, j: int | None) -> dict:
         if session is None or i is None or j is None:
-            return {}
+            return gr.skip()
         return {self.c.pair: pair_markdown(session.analysis, i, j)}
 
     def search(self, session: Session | None, query: str, colour_by: str, dims: int, use_reference: bool) -> dict:
@@ -251,15 +252,17 @@ class Events:
         c = self.c
         if session is None:
             gr.Warning("Analyse some sentences first; the search looks among them and the reference sentences.")
-            return {}
+            return gr.skip()
         try:
             session.hits = self.service.search_hits(session.analysis, query)
         except InputError as err:
             gr.Warning(escaped(str(err)))
-            return {}
+            return gr.skip()
         return {c.hits: [h.row() for h in session.hits], **self.map_outputs(session, colour_by, dims, use_reference)}
 
     def select_row(self, session: Session | None, evt: gr.SelectData) -> dict:
+        if session is None:
+            return gr.skip()
         i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return {self.c.chooser: i, **self.details(session, i)}
 
@@ -271,10 +274,10 @@ class Events:
                 self.c.map_note: f"**Map method:** {escaped(view.note)}"}
 
     def redraw_map(self, session: Session | None, colour_by: str, dims: int, use_reference: bool) -> dict:
-        return {} if session is None else self.map_outputs(session, colour_by, dims, use_reference)
+        return gr.skip() if session is None else self.map_outputs(session, colour_by, dims, use_reference)
 
     def redraw_heatmap(self, session: Session | None, order: str) -> dict:
-        return {} if session is None else {self.c.heatmap: heatmap_figure(session.analysis, order)}
+        return gr.skip() if session is None else {self.c.heatmap: heatmap_figure(session.analysis, order)}
 
     # ---- a task of one's own ----------------------------------------------------------------------
 
@@ -296,7 +299,7 @@ class Events:
     def upload_task(self, path: str | None, name: str, token: str | None) -> dict:
         c = self.c
         if not path:
-            return {}
+            return gr.skip()
         try:
             task = self.service.task_from_file(path, name, get_upload_folder())
         except InputError as err:
@@ -311,7 +314,7 @@ class Events:
 
     def reanalyse(self, text: str, *options) -> dict:
         """After a task is built or removed: the sentences on screen again, with it or without it."""
-        return self.analyse(text, *options) if (text or "").strip() else {}
+        return self.analyse(text, *options) if (text or "").strip() else gr.skip()
 
     # ---- wiring ----------------------------------------------------------------------------------
 
