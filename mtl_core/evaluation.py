@@ -17,6 +17,7 @@ from .features import cached_features, store_logits
 from .metrics import expected_calibration_error, task_metrics, uncalibrated
 from .predictor import Predictor
 from .scope_evaluation import scope_report
+from .settings import repo_relative
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split:
     used = predictor.model.encoder.precision  # bf16 falls back to fp32 on CPUs without it
     out_dir = Path(checkpoint_dir) / (f"eval_{split}" if used == "fp32" else f"eval_{split}_{used}")
     out_dir.mkdir(exist_ok=True)
-    report: dict = {"checkpoint": str(checkpoint_dir), "split": split, "precision": used, "tasks": {}}
+    report: dict = {"checkpoint": repo_relative(checkpoint_dir), "split": split, "precision": used, "tasks": {}}
     for task in predictor.model.task_names:
         data = load_task(data_dir, task)
         part = getattr(data, split)

@@ -30,6 +30,13 @@ MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoi
 MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing
 
 
+def repo_relative(path: str | Path) -> str:
+    """A path as committed results record it: relative to the repository when inside it (no machine's
+    absolute path in a committed file), else as given."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 class SettingsError(ValueError):
     """An environment variable or flag has a value that cannot be used; the message says which."""
 

@@ -223,3 +223,10 @@ def test_evaluation_writes_bf16_beside_the_fp32_reference_never_over_it(tmp_path
     other = evaluate_checkpoint(ckpt, tiny_data_dir, precision="bf16", with_scope=False)
     assert (ckpt / "eval_test" / "metrics.json").read_bytes() == reference or other["precision"] == "fp32"
     assert (ckpt / f"eval_test{'' if other['precision'] == 'fp32' else '_bf16'}" / "metrics.json").is_file()
+
+
+def test_results_record_paths_inside_the_repository_relative_to_it(tmp_path):
+    from mtl_core.settings import ROOT, repo_relative
+
+    assert repo_relative(ROOT / "assets" / "checkpoint") == "assets/checkpoint"
+    assert repo_relative(tmp_path) == str(tmp_path)  # outside the checkout: as given
