@@ -37,6 +37,7 @@ SENTIMENT_COLOURS = {"Negative": "#d62728", "Neutral": "#7f7f7f", "Positive": "#
 PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repeats
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a colour label
 REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
+FEW_POINTS = 30  # up to this many of the user's points on a map, each drawn large
 REGION_MIN_POINTS = 5  # draw a region's label on the map from this many reference points
 # A region label's size as a share of the map's x / y span (11 px bold text on a ~530 x 400 px plot)
 LABEL_CHAR_SHARE = 0.0135  # per character, of the x span
@@ -198,6 +199,14 @@ def label_colours(labels: Sequence[str], colour_map: dict[str, str] | None = Non
     return {label: (colour_map or {}).get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(ranked)}
 
 
+def marker_size(points: int, dims: int) -> int:
+    """The user's points: large while few stand out against the faded reference points (4 px), smaller when
+    hundreds would cover the map and its region labels (looked at in the 10- and 300-sentence screenshots)."""
+    if dims == 3:
+        return 6 if points <= FEW_POINTS else 4
+    return 13 if points <= FEW_POINTS else 9
+
+
 def scatter_trace(coords: np.ndarray, dims: int, **kwargs) -> go.Scatter | go.Scatter3d:
     """A marker trace in 2-D or 3-D. 2-D stays SVG even at the app's largest map (2,000 sentences on
     ~1,000 reference points): measured in headless chromium (benchmarks/browser.py), WebGL's set-up cost
@@ -305,8 +314,8 @@ def projection_scatter(coords: np.ndarray, texts: Sequence[str], colour_labels: 
     for label in label_colours(colour_labels, colour_map):
         idx = np.flatnonzero(labels == label)
         fig.add_trace(scatter_trace(coords[idx], dims, name=html.escape(label, quote=False), legendgroup=label,
-                                    marker={"size": 13 if dims == 2 else 6, "color": colours[label],
-                                            "line": {"width": 1.5, "color": "#222"}},
+                                    marker={"size": marker_size(len(texts), dims), "color": colours[label],
+                                            "line": {"width": 1.5 if len(texts) <= FEW_POINTS else 1, "color": "#222"}},
                                     text=[hovers[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
     for label in sorted(set(colours) - set(colour_labels)):  # the reference's other colours, in the legend too
         fig.add_trace(scatter_trace(np.full((1, dims), np.nan), dims, name=html.escape(label, quote=False),

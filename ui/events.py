@@ -78,12 +78,6 @@ def neighbours_table(neighbours: list[Neighbour]) -> list[list]:
     return [[round(n.cosine, 3), readable_label(n.label), n.text] for n in neighbours]
 
 
-def pair_markdown(analysis: Analysis, i: int, j: int) -> str:
-    cosine = float(analysis.embeddings[i] @ analysis.embeddings[j])
-    return texts.pair_note([analysis.texts[i], analysis.texts[j]],
-                           [analysis.predictions[i].summary(), analysis.predictions[j].summary()], cosine)
-
-
 def label_value(analysis: Analysis, task: str, i: int) -> dict | LabelData:
     """A label panel's value: the top labels; for an out-of-scope sentence headed "None of the 77 intents"."""
     prediction = analysis.predictions[i][task]
@@ -212,7 +206,7 @@ class Events:
         evidence = analysis.scope_evidence(i)
         scope_note = "\n\n".join(texts.scope_note(e) for e in evidence) if evidence else texts.NO_SCOPE
         return {**extra, **panels, c.scope_note: scope_note, **tables, **explanations, c.neighbours_note: note,
-                c.compare: partner, c.pair: "" if partner is None else pair_markdown(analysis, i, partner)}
+                c.compare: partner, c.pair: "" if partner is None else texts.pair_note(analysis, i, partner)}
 
     def explanation(self, analysis: Analysis, text: str, task: str, label: str | None = None) -> str:
         """HTML: the sentence coloured by each word's push towards `task`'s label (None: the predicted one)."""
@@ -245,7 +239,7 @@ class Events:
     def pair(self, session: Session | None, i: int | None, j: int | None) -> dict:
         if session is None or i is None or j is None:
             return gr.skip()
-        return {self.c.pair: pair_markdown(session.analysis, i, j)}
+        return {self.c.pair: texts.pair_note(session.analysis, i, j)}
 
     def search(self, session: Session | None, query: str, colour_by: str, dims: int, use_reference: bool) -> dict:
         """The sentences most like the query, listed and ringed on the map."""

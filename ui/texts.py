@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import re
 
-from mtl_core.analysis import HEATMAP_MAX
+from mtl_core.analysis import HEATMAP_MAX, Analysis
 from mtl_core.inputs import read_examples
 from mtl_core.records import readable_label
 from mtl_core.config import MAX_TOKENS
@@ -140,10 +140,11 @@ def scope_note(evidence) -> str:
 NO_SCOPE = "Out-of-scope detection: not in this checkpoint (every sentence gets its closest label)."
 
 
-def pair_note(texts: list[str], summaries: list[str], cosine: float) -> str:
-    """Markdown: two sentences side by side with their cosine and their predictions."""
-    cells = [f"**#{n}** {html.escape(t, quote=False)}<br><small>{html.escape(s, quote=False)}</small>"
-             for n, t, s in zip(("A", "B"), texts, summaries)]
+def pair_note(analysis: Analysis, i: int, j: int) -> str:
+    """Markdown: sentences i and j side by side (numbered as in the table) with their cosine and predictions."""
+    cosine = float(analysis.embeddings[i] @ analysis.embeddings[j])
+    cells = [f"**#{n + 1}** {html.escape(analysis.texts[n], quote=False)}<br>"
+             f"<small>{html.escape(analysis.predictions[n].summary(), quote=False)}</small>" for n in (i, j)]
     return f"**Cosine similarity {cosine:.3f}**\n\n| sentence A | sentence B |\n|---|---|\n| {cells[0]} | {cells[1]} |"
 
 
