@@ -36,17 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor.load(base, settings.backbone, precision=settings.precision)
         report = predictor.add_task(args.name, texts, labels)
         checkpoint.save(predictor.model, args.output, predictor.scopes)
-        write_examples(*task_examples(predictor, args.name), args.output / f"examples_{args.name}.csv")
+        examples = predictor.scopes[args.name]  # the task's detector keeps its examples
+        write_examples(examples.texts, examples.labels, args.output / f"examples_{args.name}.csv")
         (args.output / f"task_{args.name}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         print("\n".join(report.lines()))
         return f"wrote {args.output} (tasks: {', '.join(predictor.tasks)})"
 
     return run_command(work)
-
-
-def task_examples(predictor: Predictor, name: str) -> tuple[list[str], list[str]]:
-    detector = predictor.scopes[name]
-    return detector.texts, detector.labels
 
 
 if __name__ == "__main__":

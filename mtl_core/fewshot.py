@@ -29,7 +29,7 @@ from .heads import ExampleHead, HeadInputs
 from .inputs import InputError
 from .metrics import scaled_softmax
 from .records import csv_columns
-from .scope import ScopeConfig, ScopeDetector, threshold_at_recall
+from .scope import ScopeConfig, ScopeDetector, label_sums, threshold_at_recall, unit_rows
 
 if TYPE_CHECKING:
     from .predictor import Results
@@ -289,16 +289,11 @@ def most_confused(y: np.ndarray, predicted: np.ndarray, labels: list[str], top: 
 
 def leave_one_out_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each example's centroid scope score with itself left out of its label's centroid: (N, H), (N,) -> (N,)."""
-    sums = np.zeros((y.max() + 1, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, y, x)
+    sums = label_sums(x, y)  # (C, H)
     sims = x @ unit_rows(sums).T  # (N, C): against every label's full centroid
     own = unit_rows(sums[y] - x)  # (N, H): its own label's centroid without it
     sims[np.arange(len(x)), y] = (own * x).sum(axis=1)
     return sims.max(axis=1)
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fit_scope(name: str, x: np.ndarray, texts: list[str], labels: list[str], y: np.ndarray) -> ScopeDetector:

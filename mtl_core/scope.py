@@ -82,13 +82,22 @@ def mahalanobis_score(features: np.ndarray, means: np.ndarray, precision: np.nda
     return -d.min(axis=1)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm (an all-zero row stays zero)."""
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def label_sums(reference: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The sum of each label's rows: (M, H) with label indices (M,) -> (C, H), in float64."""
+    sums = np.zeros((index.max() + 1, reference.shape[1]), dtype=np.float64)
+    np.add.at(sums, index, reference)
+    return sums
+
+
 def label_centroids(reference: np.ndarray, labels: list[str]) -> np.ndarray:
     """The unit-length mean of each label's rows: (M, H) -> (C, H), labels in order of first appearance."""
     names = list(dict.fromkeys(labels))
-    index = np.array([names.index(label) for label in labels])
-    sums = np.zeros((len(names), reference.shape[1]), dtype=np.float64)
-    np.add.at(sums, index, reference)
-    return (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+    return unit_rows(label_sums(reference, np.array([names.index(label) for label in labels]))).astype(np.float32)
 
 
 # ---- thresholds and metrics -------------------------------------------------------------------------

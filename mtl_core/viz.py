@@ -21,6 +21,7 @@ from scipy.spatial.distance import squareform
 
 from .intent_groups import INTENT_GROUPS, GROUP_OF, intent_group
 from .records import readable_label
+from .scope import unit_rows
 
 SIMILARITY_RANGE = (-1.0, 1.0)  # fixed, so colours mean the same thing across requests
 SIMILARITY_COLOURS = "RdBu_r"  # diverging: 0 is white, +1 dark red, -1 dark blue
@@ -92,11 +93,6 @@ def tick_label(i: int, text: str) -> str:
     if len(parts) > TICK_WORDS or len(short) > TICK_CHARS:
         short = short[:TICK_CHARS - 1].rstrip() + "…"
     return html.escape(short, quote=False)
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Each row divided by its L2 norm (an all-zero row stays zero)."""
-    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
 def cosine_similarity(embeddings: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
