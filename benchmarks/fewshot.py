@@ -31,13 +31,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.output import write_results
+from benchmarks.run import timed
 from mtl_core import fewshot
 from mtl_core.analysis import Analysis, map_figure, map_view
 from mtl_core.data import read_texts
@@ -158,12 +158,6 @@ def one_analyse(predictor: Predictor, builder: ReferenceBuilder, sentences: list
     analysis = Analysis.run(predictor, sentences, task)
     analysis.table()
     map_figure(analysis, map_view(analysis.embeddings, 2, builder, True), "intent", 2)
-
-
-def timed(fn, *args) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - start, result
 
 
 def run(args: argparse.Namespace) -> dict:
