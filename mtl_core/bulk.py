@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import uuid
@@ -47,6 +48,7 @@ THREADS_PER_ACTOR = 1  # torch threads per actor: one actor per core beats one a
 # would loop on a part that kills its worker every time, e.g. out of memory).
 RETRIES = {"max_restarts": 3, "max_task_retries": 3}
 JOB_FILE, SUMMARY_FILE = "_job.json", "_summary.json"
+CONNECT_TIMEOUT_S = 5
 
 
 class BulkError(InputError):
@@ -200,12 +202,27 @@ def checkpoint_path(job: Job) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def check_reachable(address: str) -> None:
+    """Fail in seconds when nothing listens at HOST:PORT or ray://HOST:PORT: Ray itself keeps retrying for
+    minutes. `auto` is left to Ray, which fails at once when this machine is no node of a cluster."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise BulkError(f"cannot reach a Ray cluster at {address} ({err}); start one with `ray start --head` "
+                        "(docs/bulk.md), or leave out --address to run on this machine") from err
+
+
 def start_ray(address: str | None) -> int:
     """Connect to a cluster at `address`, or start Ray on this machine with its CPUs; the CPUs it offers."""
     try:
         import ray
     except ImportError as err:
         raise BulkError("bulk scoring needs Ray: pip install -r requirements-bulk.txt") from err
+    if address is not None:
+        check_reachable(address)
     if not ray.is_initialized():
         runtime = {"working_dir": str(ROOT), "excludes": ["/.git", "/runs", "/data", "/originals", "/tests",
                                                           "/docs", "/benchmarks", "/experiments"]}
@@ -215,7 +232,7 @@ def start_ray(address: str | None) -> int:
             else:  # the project's code and checkpoint go to the workers with the job
                 ray.init(address=address, runtime_env=runtime, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise BulkError(f"cannot reach a Ray cluster at {address}: {err}. Start one with `ray start --head` "
+            raise BulkError(f"cannot reach a Ray cluster at {address} ({err}); start one with `ray start --head` "
                             "(docs/bulk.md), or leave out --address to run on this machine") from err
     return int(ray.cluster_resources().get("CPU", 1))
 

@@ -346,4 +346,4 @@ def input_id(record: dict, id_column: str | None, fallback: str) -> str:
 
 def printable(text: str) -> str:
     """Lone surrogates (undecodable bytes) shown as U+FFFD, so an error row's text can be written."""
-    return text.encode("utf-8", errors="replace").decode("utf-8")
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
