@@ -191,10 +191,20 @@ def test_another_job_in_the_same_output_is_refused(local_ray, tiny_checkpoint, t
 
 # ---- the command ---------------------------------------------------------------------------------------
 
-def run_bulk(*args, **kwargs) -> subprocess.Popen:
+def run_bulk(*args) -> subprocess.Popen:
     env = {**os.environ, "MTL_PRECISION": "fp32"}
     return subprocess.Popen([sys.executable, "-m", "mtl_core.bulk", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(job: subprocess.Popen, timeout_s: float) -> str:
+    """The job's stderr once it exits; killed (and the test failed) when it runs past timeout_s."""
+    try:
+        return job.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.communicate()
+        raise
 
 
 def test_a_job_stopped_with_ctrl_c_resumes_to_every_row_exactly_once(tiny_checkpoint, tmp_path):
@@ -207,11 +217,11 @@ def test_a_job_stopped_with_ctrl_c_resumes_to_every_row_exactly_once(tiny_checkp
     while len(list((tmp_path / "out").glob("*.parquet"))) < 2 and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
     job.send_signal(signal.SIGINT)
-    _, stderr = job.communicate(timeout=60)
+    stderr = finish(job, 60)
     written = len(list((tmp_path / "out").glob("*.parquet")))
     assert job.returncode == 130 and 2 <= written < 40, (job.returncode, written, stderr[-2000:])
     assert "run the same command again" in stderr
-    _, stderr = run_bulk(*args).communicate(timeout=180)
+    stderr = finish(run_bulk(*args), 180)
     ids = [r["id"] for r in output_rows(tmp_path / "out")]
     assert len(ids) == len(set(ids)) == len(lines), stderr[-2000:]
     skipped = re.search(r"(\d+) part\(s\) already done", stderr)
@@ -228,7 +238,7 @@ def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, tmp_path, args, m
     (tmp_path / "s.csv").write_text("text\nhello\n")
     job = run_bulk(*[a.format(tmp=tmp_path) for a in args], "--output", tmp_path / "out",
                    *([] if "--checkpoint" in args else ["--checkpoint", tiny_checkpoint]))
-    _, stderr = job.communicate(timeout=120)
+    stderr = finish(job, 120)
     assert job.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("error:") and match in stderr
 
