@@ -35,9 +35,9 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.output import write_results
+from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results
 from mtl_core.data import read_texts
-from mtl_core.settings import ROOT, Settings
+from mtl_core.settings import ROOT
 
 SETTINGS = [(2, 1, 64), (1, 2, 64), (2, 1, 32), (2, 1, 128)]  # (actors, threads per actor, batch size)
 POOL = 200  # distinct sentences of the memory inputs (1M rows: 100 parts x 200 encoder passes, minutes)
@@ -208,18 +208,13 @@ def markdown(r: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bulk", description=__doc__.split("\n")[0])
+    parser = benchmark_parser("bulk", __doc__)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--big-rows", type=int, default=1_000_000)
     parser.add_argument("--sample-rows", type=int, default=8_000, help="rows of each settings run")
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    args.data_dir = args.data_dir or Settings.from_env().training_data_dir
+    args = parse_benchmark_args(parser, argv)
     if args.quick:
         args.rows, args.big_rows, args.sample_rows = 1_000, 2_000, 400
-    args.out = args.out or (ROOT / ("runs/bulk_quick.json" if args.quick else "benchmarks/bulk_results.json"))
     return args
 
 

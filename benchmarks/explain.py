@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SENTENCES} sentences per task: checks it runs")
     parser.add_argument("--sentences", type=int, default=500, help="test sentences per task (default 500)")
     parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir,
-                        help="default: $MTL_DATA_DIR, else ../shared/data")
+                        help="default: $MTL_DATA_DIR, else data/ in the checkout")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default: benchmarks/explain_results.json; with --quick: "
                              "runs/explain_quick.json)")

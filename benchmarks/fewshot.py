@@ -212,7 +212,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source", type=Path, default=ROOT / "originals" / "Few-Shot-Intent-Detection",
                         help="a clone of jianguoz/Few-Shot-Intent-Detection (default originals/Few-Shot-Intent-Detection)")
     parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir,
-                        help="the project's data (sentences for the Analyse timings; default $MTL_DATA_DIR, else ../shared/data)")
+                        help="the project's data (sentences for the Analyse timings; default $MTL_DATA_DIR, else data/ in the checkout)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_INTENTS} intents per split, one repeat: checks it runs")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/fewshot_results.json; "
                                                                "with --quick runs/fewshot_quick.json)")

@@ -43,6 +43,7 @@ import psutil
 import torch
 
 from benchmarks.app_process import AppProcess
+from benchmarks.output import keep_sections
 from mtl_core import projection, viz
 from mtl_core.data import read_texts
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
@@ -95,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: benchmarks/, or runs/benchmark_quick/ with --quick)")
     parser.add_argument("--data-dir", type=Path, default=AppSettings.from_env().training_data_dir,
-                        help="default: $MTL_DATA_DIR, else ../shared/data")
+                        help="default: $MTL_DATA_DIR, else data/ in the checkout")
     parser.add_argument("--batch-size", type=int, default=32, help="encode batch size (the app's and ST's default)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
@@ -643,7 +644,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     text = markdown(results)
-    (args.out / "RESULTS.md").write_text(text)
+    (args.out / "RESULTS.md").write_text(keep_sections(args.out / "RESULTS.md", text))
     print(text)
 
 

@@ -1,6 +1,6 @@
 """Step 1 in numbers: the sample sentences' embeddings, and what unmasked mean pooling gets wrong.
 
-    python -m benchmarks.step1_check [--data-dir ../shared/data]
+    python -m benchmarks.step1_check [--data-dir DIR]
 
 Prints the first values and the norm of each sample embedding, then compares, for the intent test
 sentences, our masked pooling and the original notebook's unmasked pooling (padding tokens averaged
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from mtl_core.data import read_texts
+from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize
 
 SAMPLES = ["It CAN take a while for the points to collect",
@@ -33,7 +34,8 @@ def unmasked_embedding(encoder: SentenceEncoder, sentence: str) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default=str(Settings.from_env().training_data_dir),
+                        help="data folder (default: $MTL_DATA_DIR, else data/ in the checkout)")
     parser.add_argument("--limit", type=int, default=200, help="intent test sentences to compare")
     args = parser.parse_args()
     encoder = SentenceEncoder.load()

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .fewshot import ExampleTask
+from .inputs import spreadsheet_safe
 from .predictor import PROGRESS_THRESHOLD, Predictor, Results
 from .projection import Projection, project
 from .records import Prediction, predictions, readable_label, write_csv
@@ -126,7 +127,7 @@ class Analysis:
             writer.writerow(["text"] + [f"e{j}" for j in range(self.embeddings.shape[1])])
             # float32 carries about 7 significant digits; more would only add noise and size
             rows = zip(self.texts, self.embeddings, strict=True)
-            writer.writerows([t, *(f"{v:.7g}" for v in vector)] for t, vector in rows)
+            writer.writerows([spreadsheet_safe(t), *(f"{v:.7g}" for v in vector)] for t, vector in rows)
         return paths
 
 

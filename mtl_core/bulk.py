@@ -15,7 +15,6 @@ scores only the parts without one, so every input row is in the output exactly o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -170,7 +169,7 @@ class PartScorer:
 
         good = [r for r in rows if r.error is None]
         results = self.predictor.run([r.text for r in good], self.batch_size) if good else None
-        scored = iter(zip(predictions(results), results.embeddings) if results else ())
+        scored = iter(zip(predictions(results), results.embeddings, strict=True) if results else ())
         records = []
         for r in rows:
             if r.error is not None:

@@ -238,7 +238,7 @@ def plan_parquet(source: str, fmt: str, text_column: str, id_column: str | None,
         check_columns(source, meta.schema.names, text_column, id_column)
         groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
     parts, first, pending = [], 0, []
-    for g, rows in enumerate(groups):
+    for g in range(len(groups)):
         pending.append(g)
         count = sum(groups[i] for i in pending)
         if count and (count >= part_rows or g == len(groups) - 1):
@@ -323,7 +323,7 @@ def read_csv(part: Part, text_column: str, id_column: str | None) -> Iterator[In
     text = part_bytes(part).decode("utf-8", errors="surrogateescape")
     records = (r for r in csv.reader(io.StringIO(text, newline="")) if r)
     for number, values in enumerate(records, part.number):
-        record = dict(zip(part.header, values))
+        record = dict(zip(part.header, values, strict=False))  # a short row lacks the last columns
         yield row(input_id(record, id_column, f"{part.source}:{number}"), record.get(text_column, "").strip())
 
 

@@ -33,7 +33,7 @@ def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else ../shared/data)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (default: $MTL_DATA_DIR, else data/ in the checkout)")
 
 
 def run_command(work: Callable[[], str | None], log_level: int = logging.WARNING) -> int:

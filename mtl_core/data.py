@@ -63,6 +63,9 @@ def read_texts(path: str | Path) -> list[str]:
 def read_labels(folder: Path) -> list[str]:
     path = folder / "labels.json"
     if not path.is_file():
+        if not folder.parent.is_dir():
+            raise DataError(f"no data folder at {folder.parent}: build it with `python -m mtl_core.data prepare "
+                            "--out data` (README), or point MTL_DATA_DIR or --data-dir at one")
         raise DataError(f"{path} not found; is the data folder (--data-dir or MTL_DATA_DIR) the one holding "
                         "intent/ and sentiment/?")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> None:
         settings = Settings.from_env()
         report = evaluate_checkpoint(args.checkpoint or settings.checkpoint, args.data_dir or settings.training_data_dir,
-                                     args.split, args.cache_dir, settings.precision, args.scope)
+                                     args.split, args.cache_dir, settings.precision, args.scope, settings.backbone)
         print(json.dumps(report, indent=2) if args.json else "\n".join(report_lines(report)))
 
     return run_command(work)

@@ -51,10 +51,11 @@ def class_probabilities(predictor: Predictor, texts: list[str], task: str, cache
 
 
 def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split: str = "test",
-                        cache_dir: str | None = None, precision: str = "fp32", with_scope: bool = True) -> dict:
+                        cache_dir: str | None = None, precision: str = "fp32", with_scope: bool = True,
+                        backbone: str | None = None) -> dict:
     """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache.
     When the data folder has oos/ (and with_scope), every out-of-scope scorer too (scope_evaluation.py)."""
-    predictor = Predictor.load(checkpoint_dir, precision=precision)
+    predictor = Predictor.load(checkpoint_dir, backbone, precision=precision)
     # eval_test/ holds the reference (fp32) figures; another precision writes beside them, never over them
     used = predictor.model.encoder.precision  # bf16 falls back to fp32 on CPUs without it
     out_dir = Path(checkpoint_dir) / (f"eval_{split}" if used == "fp32" else f"eval_{split}_{used}")

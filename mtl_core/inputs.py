@@ -9,10 +9,24 @@ from pathlib import Path
 from .settings import MAX_CHARS, MAX_SENTENCES
 
 SUPPORTED_SUFFIXES = (".txt", ".csv")
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection); such a text is written
+# with a leading apostrophe, which spreadsheets show as text and hide, and which reading strips again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class InputError(ValueError):
     """A user-supplied file or text cannot be used; the message says why and what to do."""
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell as CSV downloads write it: "'=1+2" for "=1+2", so that a spreadsheet shows it and never
+    runs it; anything else unchanged."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def from_spreadsheet(value: str) -> str:
+    """spreadsheet_safe undone: a CSV this app wrote reads back as it was."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
 
 
 def split_lines(text: str) -> list[str]:
@@ -40,7 +54,7 @@ def csv_rows(text: str, name: str, columns: tuple[str, ...]) -> list[dict[str, s
             wanted = " and ".join(f"`{c}`" for c in columns)
             raise InputError(f"{name} has no {' or '.join(f'`{c}`' for c in missing)} column (columns: {fields[:10]}); "
                              f"add a header row with {wanted} column{'s' if len(columns) > 1 else ''}")
-        return [{c: (row[c] or "").strip() for c in columns} for row in reader]
+        return [{c: from_spreadsheet((row[c] or "").strip()) for c in columns} for row in reader]
     except csv.Error as err:
         raise InputError(f"{name} is not a readable CSV file ({err})") from err
 
@@ -157,4 +171,4 @@ def write_examples(texts: list[str], labels: list[str], path: str | Path) -> Non
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels, strict=True))
+        writer.writerows([spreadsheet_safe(t), spreadsheet_safe(y)] for t, y in zip(texts, labels, strict=True))

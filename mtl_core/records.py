@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .inputs import spreadsheet_safe
+
 if TYPE_CHECKING:
     from .predictor import Results
 
@@ -154,8 +156,8 @@ def predictions(results: "Results") -> list[Prediction]:
 def write_csv(rows: list[Prediction], labels: Mapping[str, list[str]], path: str | Path,
               scoped: Sequence[str] = ()) -> None:
     """The predictions as CSV with csv_columns(labels, scoped): the predict command's output and the app's
-    download."""
+    download; a text that a spreadsheet would run as a formula is written as text (inputs.spreadsheet_safe)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=csv_columns(labels, scoped))
         writer.writeheader()
-        writer.writerows(p.csv_row() for p in rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in p.csv_row().items()} for p in rows)

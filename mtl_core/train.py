@@ -57,18 +57,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace, settings: Settings | None = None) -> TrainConfig:
-    """TrainConfig from the --config file, then the flags; data folder and backbone default to `settings`."""
+    """TrainConfig from the defaults, then the --config file, then the environment's settings (MTL_DATA_DIR,
+    MTL_BACKBONE: where this machine keeps things wins over what a config file says), then the flags."""
     settings = settings or Settings()
     values = json.loads(Path(args.config).read_text()) if args.config else {}
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:
         raise SettingsError(f"{args.config} has unknown fields {sorted(unknown)}; valid: {sorted(known)}")
+    environment = {"data_dir": settings.data_dir and str(settings.data_dir), "backbone": settings.backbone}
+    values.update({k: v for k, v in environment.items() if v is not None})
     values.update({k: v for k, v in vars(args).items() if k in known and v is not None})
     if values.get("cache_dir") == "":
         values["cache_dir"] = None
-    defaults = {"data_dir": str(settings.training_data_dir), "backbone": settings.backbone}
-    return TrainConfig(**{**defaults, **values})
+    return TrainConfig(**{"data_dir": str(settings.training_data_dir), **values})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from .features import FeatureStore, cached_features, logits_from_features, store
 from .metrics import PRIMARY_METRIC, calibration, task_metrics
 from .model import MultiTaskModel
 from .scope import DEV_RECALL, ScopeDetector
-from .settings import CHECKOUT_DATA_DIR
+from .settings import DEFAULT_DATA_DIR
 
 log = logging.getLogger(__name__)
 SAMPLING = ("proportional", "temperature", "uniform")
@@ -44,8 +44,8 @@ class TrainConfig:
     task_layers), and a --config JSON file may set any of them."""
 
     output: str = option("runs/default", "folder for the checkpoint, train_config.json and metrics.json")
-    data_dir: str = option(str(CHECKOUT_DATA_DIR), "data folder with intent/ and sentiment/ "
-                                                   "(default: $MTL_DATA_DIR, else ../shared/data)")
+    data_dir: str = option(str(DEFAULT_DATA_DIR), "data folder with intent/ and sentiment/ (default: "
+                                                  "$MTL_DATA_DIR, else data/ in the checkout; never saved)")
     backbone: str | None = option(None, "hub id or folder of the backbone (default: $MTL_BACKBONE, else bundled)")
     tasks: list[str] = option(lambda: list(TASKS), "tasks trained in this run, comma-separated")
     task_layers: int = option(2, "0: frozen backbone; k: fine-tune a copy of the top k layers; 6: all layers")
@@ -333,12 +333,19 @@ def fit_scope(encoder: SentenceEncoder, intent: TaskData) -> ScopeDetector:
                              fitted_on)
 
 
+def saved_config(cfg: TrainConfig) -> dict:
+    """The settings as a run records them: without the data folder, a fact of the machine it ran on (the data
+    itself is pinned by the checksums of `python -m mtl_core.data prepare`), so a config file read again
+    takes the data from $MTL_DATA_DIR or data/."""
+    return {k: v for k, v in asdict(cfg).items() if k != "data_dir"}
+
+
 def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     """Train, calibrate and save a checkpoint to cfg.output with train_config.json and metrics.json."""
     torch.manual_seed(cfg.seed)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    (out / "train_config.json").write_text(json.dumps(saved_config(cfg), indent=2) + "\n")
     started = time.perf_counter()
     run = prepare(cfg, encoder or SentenceEncoder.load(cfg.backbone))
     feature_seconds = time.perf_counter() - started
@@ -349,7 +356,7 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     calibration = calibrate(model, run.dev_stores, run.data, tasks) if cfg.calibrate else {}
     for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
         model.config.head(task).trained = True
-    model.config.extra = {"trained_tasks": tasks, "train_config": asdict(cfg)}
+    model.config.extra = {"trained_tasks": tasks, "train_config": saved_config(cfg)}
     scope = fit_scope(model.encoder, run.data["intent"]) if cfg.fit_scope else None
     checkpoint.save(model, out, {"intent": scope} if scope else None)
     metrics = {"best_epoch": best_epoch["epoch"], "dev": kept["dev"], "dev_score": kept["dev_score"],

@@ -2,7 +2,7 @@
 
 The app runs as a real subprocess (`python app.py`) on 127.0.0.1 and a free port, with the real bundled
 backbone and the shipped checkpoint; before a checkpoint exists it starts with untrained heads, which
-needs the data folder's intent labels (MTL_DATA_DIR, else ../shared/data). Set MTL_TEST_APP_URL to
+needs the data folder's intent labels (MTL_DATA_DIR, else data/ in the checkout). Set MTL_TEST_APP_URL to
 test an app that is already running instead.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
 
-DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else ../shared/data
+DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else data/ in the checkout
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)

@@ -5,6 +5,7 @@ The tests share one page and run in file order, like one user's session.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
@@ -92,13 +93,33 @@ def test_submit_fills_table_and_draws_both_plots(page):
     assert target.stat().st_size > 10_000
 
 
-def test_downloads_and_3d_map(page):
+def download_folders() -> int:
+    """The app's scratch folders for downloads (service.Downloads): one per set of files built."""
+    root = Path(tempfile.gettempdir()) / "mtl_app_downloads"
+    return len(list(root.iterdir())) if root.exists() else 0
+
+
+def test_downloads_are_built_when_opened_and_follow_each_analyse_while_open(page):
+    before = download_folders()
+    analyse(page, "\n".join(SENTENCES[2:5]), "Analysed 3 sentences")
+    # the explanation step comes after the details-and-downloads step: once it shows row 1, that one is done
+    page.wait_for_function("() => document.querySelector('#explain-intent')?.innerText.includes('charged twice')")
+    assert download_folders() == before  # closed: nothing built for it
     page.get_by_text("Embeddings and downloads").click()
     for name in ("results.csv", "embeddings.npy", "embeddings.csv"):
         page.locator(f"#downloads [aria-label='{name}']").wait_for()
     href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
-    header = page.request.get(href).text().splitlines()[0]
-    assert header.split(",") == DOCUMENTED_COLUMNS + ["intent_in_scope", "intent_scope_score"]
+    rows = page.request.get(href).text().splitlines()
+    assert rows[0].split(",") == DOCUMENTED_COLUMNS + ["intent_in_scope", "intent_scope_score"] and len(rows) == 4
+    analyse(page, "\n".join(SENTENCES), f"Analysed {len(SENTENCES)} sentences")  # open: the files follow
+    page.wait_for_function("""(old) => {
+        const a = document.querySelector("#downloads a[download='results.csv']");
+        return a && a.getAttribute('href') !== old; }""", arg=href)
+    href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
+    assert len(page.request.get(href).text().splitlines()) == len(SENTENCES) + 1
+
+
+def test_3d_map(page):
     page.get_by_label("3-D").check()
     page.locator("#map .gl-container canvas, #map .scene").first.wait_for()
     page.get_by_label("2-D").check()

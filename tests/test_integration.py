@@ -1,4 +1,4 @@
-"""Real all-MiniLM-L6-v2 weights (bundled package) and real data from ../shared/data."""
+"""Real all-MiniLM-L6-v2 weights (bundled package) and the real data ($MTL_DATA_DIR, else data/)."""
 import numpy as np
 import pytest
 

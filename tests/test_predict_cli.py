@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import sys
 
@@ -60,9 +61,9 @@ DOCUMENTED_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_
                       "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
 
 
-def run_cli(module, *args):
+def run_cli(module, *args, env: dict | None = None):
     return subprocess.run([sys.executable, "-m", f"mtl_core.{module}", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 def test_predict_cli_writes_the_documented_columns(tiny_checkpoint, tmp_path):
@@ -115,8 +116,9 @@ def test_predict_cli_bad_checkpoint_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("module, args, match", [
     ("evaluate", ["--checkpoint", "{tmp}/none"], "does not exist"),
-    ("evaluate", ["--checkpoint", "{ckpt}", "--data-dir", "{tmp}/no_data"], "labels.json not found"),
-    ("train", ["--data-dir", "{tmp}/no_data", "--output", "{tmp}/run", "--backbone", "{backbone}"], "labels.json not found"),
+    ("evaluate", ["--checkpoint", "{ckpt}", "--data-dir", "{tmp}/no_data"], "no data folder at"),
+    ("evaluate", ["--checkpoint", "{ckpt}", "--data-dir", "{tmp}"], "labels.json not found"),
+    ("train", ["--data-dir", "{tmp}/no_data", "--output", "{tmp}/run", "--backbone", "{backbone}"], "no data folder at"),
     ("train", ["--config", "{tmp}/missing.json"], "missing.json"),
 ])
 def test_every_command_shares_the_one_line_error_path(tiny_checkpoint, tiny_backbone_dir, tmp_path, module, args, match):
@@ -126,7 +128,43 @@ def test_every_command_shares_the_one_line_error_path(tiny_checkpoint, tiny_back
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and match in result.stderr
 
 
+@pytest.mark.parametrize("module, args", [
+    ("evaluate", ["--checkpoint", "{ckpt}", "--data-dir", "{data}"]),
+    ("predict", ["--checkpoint", "{ckpt}", "--input", "{tmp}/in.txt", "--output", "{tmp}/out.csv"]),
+    ("train", ["--data-dir", "{data}", "--output", "{tmp}/run", "--epochs", "1"]),
+])
+def test_every_command_honours_mtl_backbone(tiny_checkpoint, tiny_data_dir, tmp_path, module, args):
+    (tmp_path / "in.txt").write_text("hello\n")
+    values = {"tmp": tmp_path, "ckpt": tiny_checkpoint, "data": tiny_data_dir}
+    result = run_cli(module, *[a.format(**values) for a in args], env={"MTL_BACKBONE": str(tmp_path / "no_backbone")})
+    assert result.returncode == 2 and "no_backbone" in result.stderr, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("module", ["predict", "embed", "train", "evaluate"])
 def test_help_shows_how_the_command_is_run(module):
     result = run_cli(module, "--help")
     assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m mtl_core.{module}")
+
+
+FORMULAS = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\")"]
+
+
+def test_csv_downloads_keep_formulas_as_text_and_read_back_unchanged(tiny_checkpoint, tmp_path):
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["text"], *[[t] for t in FORMULAS + ["a - b", "'quoted"]]])
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--input", src, "--output", out, "--checkpoint", tiny_checkpoint)
+    assert result.returncode == 0, result.stderr
+    written = [r["text"] for r in csv.DictReader(out.open(encoding="utf-8"))]
+    assert written == ["'" + t for t in FORMULAS] + ["a - b", "'quoted"]  # a spreadsheet shows these as text
+    assert parse_sentences(out.read_bytes(), "out.csv") == FORMULAS + ["a - b", "'quoted"]  # and reads them back
+
+
+def test_a_tasks_examples_file_guards_formulas_and_round_trips(tmp_path):
+    from mtl_core.inputs import read_examples, write_examples
+
+    texts, labels = FORMULAS, ["=label", "+x", "ok", "@y", "ok"]
+    write_examples(texts, labels, tmp_path / "e.csv")
+    assert all(row[0].startswith("'") for row in list(csv.reader(open(tmp_path / "e.csv", encoding="utf-8")))[1:])
+    assert read_examples(tmp_path / "e.csv") == (texts, labels)

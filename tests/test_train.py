@@ -12,6 +12,7 @@ from mtl_core.features import compute_features, logits_from_features
 from mtl_core.model import MultiTaskModel
 from mtl_core.settings import SettingsError
 from mtl_core.train import parser, resolve_config
+from mtl_core.settings import ROOT
 from mtl_core.training import (TaskLossWeighting, TrainConfig, WeightAverage, class_weights, load_data,
                                make_optimizer, task_probabilities, train)
 
@@ -166,6 +167,31 @@ def test_config_file_and_flags(tmp_path):
     path.write_text(json.dumps({"epochz": 3}))
     with pytest.raises(SettingsError, match="unknown fields"):
         resolve_config(parser().parse_args(["--config", str(path)]))
+
+
+def test_the_environment_wins_over_a_config_file_and_flags_over_both(tmp_path):
+    from mtl_core.settings import DEFAULT_DATA_DIR, Settings
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data_dir": "from/config", "backbone": "config/backbone"}))
+    args = ["--config", str(path)]
+    assert resolve_config(parser().parse_args(args), Settings()).data_dir == "from/config"  # nothing set here
+    env = Settings.from_env({"MTL_DATA_DIR": "from/env", "MTL_BACKBONE": "env/backbone"})
+    cfg = resolve_config(parser().parse_args(args), env)
+    assert (cfg.data_dir, cfg.backbone) == ("from/env", "env/backbone")
+    cfg = resolve_config(parser().parse_args([*args, "--data-dir", "from/flag", "--backbone", "flag/b"]), env)
+    assert (cfg.data_dir, cfg.backbone) == ("from/flag", "flag/b")
+    assert resolve_config(parser().parse_args([]), Settings()).data_dir == str(DEFAULT_DATA_DIR)  # data/ in the checkout
+
+
+def test_saved_configs_carry_no_data_folder(tmp_path, tiny_data_dir, tiny_backbone_dir):
+    from mtl_core.training import saved_config
+
+    cfg = TrainConfig(output=str(tmp_path / "run"), data_dir=str(tiny_data_dir))
+    assert "data_dir" not in saved_config(cfg)
+    for path in [ROOT / "assets" / "checkpoint" / "train_config.json", *ROOT.glob("experiments/runs/*/train_config.json")]:
+        assert "data_dir" not in json.loads(path.read_text()), path
+    assert "data_dir" not in json.loads((ROOT / "assets" / "checkpoint" / "config.json").read_text())["extra"]["train_config"]
 
 
 def test_every_config_field_is_a_flag_with_its_help():

@@ -137,15 +137,25 @@ class Events:
                 c.colour_by: gr.update(choices=tasks, value=colour_by), c.heatmap: heatmap, c.hits: None,
                 **(map_outputs or {c.map_plot: None, c.map_note: f"⚠️ {map_error}"})}
 
-    def after_analyse(self, session: Session | None) -> dict:
-        """The details of the first sentence, the embedding preview and the download files: made once the
-        views are on screen (the embeddings CSV alone takes ~0.5 s at 1,000 sentences). The word
-        explanations follow in a third step (explain_selected): they take ~0.3 s."""
+    def after_analyse(self, session: Session | None, downloads_open: bool) -> dict:
+        """The details of the first sentence, made once the views are on screen; the embedding preview and
+        the download files only while their accordion is open (building them costs ~0.2 s at 1,000
+        sentences, on every Analyse, for a panel most never open). The word explanations follow in a
+        third step (explain_selected): they take ~0.3 s."""
         if session is None:
             return gr.skip()
+        return {**self.details(session, 0, explain=False), **self.downloads(session, downloads_open)}
+
+    def downloads(self, session: Session | None, built: bool = True) -> dict:
+        """The embedding preview and the files of the session's analysis (empty when not `built`)."""
+        c = self.c
+        if session is None or not built:
+            return {c.embeddings: None, c.files: None}
         paths = self.service.write_downloads(session.analysis)
-        return {**self.details(session, 0, explain=False), self.c.embeddings: session.analysis.embedding_preview(),
-                self.c.files: [str(p) for p in paths]}
+        return {c.embeddings: session.analysis.embedding_preview(), c.files: [str(p) for p in paths]}
+
+    def open_downloads(self, session: Session | None) -> dict:
+        return {self.c.downloads_open: True, **self.downloads(session)}
 
     def upload(self, path: str | None, *view_options) -> dict:
         """Read an uploaded file into the textbox (so what gets analysed is visible) and analyse it."""
@@ -327,7 +337,8 @@ class Events:
 
         def then_details(event, name: str) -> None:
             """The steps after the views: details and files, then the word explanations."""
-            event.then(self.after_analyse, [c.session], [*details, c.embeddings, c.files], api_name=f"after_{name}",
+            event.then(self.after_analyse, [c.session, c.downloads_open], [*details, c.embeddings, c.files],
+                       api_name=f"after_{name}",
                        **light).then(self.explain_selected, [c.session, c.chooser], list(c.explanations.values()),
                                      api_name=f"explain_{name}", **heavy)
 
@@ -346,6 +357,8 @@ class Events:
                                               **light), "remove")):
             then_details(trigger.then(self.reanalyse, analyse_inputs, views, api_name=f"reanalyse_{name}", **heavy), name)
         c.clear.click(self.clear, None, [c.text, c.query, *everything], api_name="clear", **light)
+        c.downloads.expand(self.open_downloads, [c.session], [c.downloads_open, c.embeddings, c.files], **light)
+        c.downloads.collapse(lambda: False, None, [c.downloads_open], **light)
         c.compare.input(self.pair, [c.session, c.chooser, c.compare], [c.pair], **light)
         for label in c.task_labels.values():
             label.select(self.explain_label, [c.session, c.chooser], list(c.explanations.values()), **heavy)

@@ -55,6 +55,8 @@ class Components:
     use_reference: gr.Checkbox
     map_plot: gr.Plot
     map_note: gr.Markdown
+    downloads: gr.Accordion
+    downloads_open: gr.State  # whether the accordion is open: its contents are built only then
     embeddings: gr.Dataframe
     files: gr.File
     task_examples: gr.Textbox
@@ -172,13 +174,13 @@ def search_panel() -> dict:
 
 
 def downloads_panel() -> dict:
-    with gr.Accordion("Embeddings and downloads", open=False):
+    with gr.Accordion("Embeddings and downloads", open=False) as downloads:
         gr.Markdown(texts.PREVIEW_NOTE.format(dims=PREVIEW_DIMS))
         headers = texts.preview_headers(PREVIEW_DIMS)
         embeddings = gr.Dataframe(headers=headers, interactive=False, max_height=300, show_label=False, wrap=True,
                                   column_widths=["4%", "30%"] + [f"{66 / (len(headers) - 2):.1f}%"] * (len(headers) - 2))
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-    return {"embeddings": embeddings, "files": files}
+    return {"downloads": downloads, "downloads_open": gr.State(False), "embeddings": embeddings, "files": files}
 
 
 def about_tab() -> None:
