@@ -91,15 +91,22 @@ def load(directory: str | Path, encoder: SentenceEncoder | None = None, device: 
     encoder = encoder or SentenceEncoder.load(config.backbone, device=device)
     check_backbone_fits(config, encoder, directory)
     model = MultiTaskModel(encoder, config)
-    expected = trained_state(model)
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}")
-    model.load_state_dict(weights, strict=False)  # the backbone's keys are absent; every other key was checked
+    load_trained_state(model, weights, f"{directory / WEIGHTS_FILE} does not match its config")
     return model.to(device).eval()
+
+
+def load_trained_state(model: MultiTaskModel, state: dict[str, torch.Tensor], mismatch: str) -> None:
+    """Load the trained part of a model (trained_state's keys), checked key by key and shape by shape first:
+    load_state_dict(strict=False) alone, which the absent backbone keys require, would skip a mismatch
+    silently. `mismatch` opens the error's message."""
+    expected = trained_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(f"{mismatch}: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+                              f"wrong shape {wrong_shape[:5]}")
+    model.load_state_dict(state, strict=False)  # the frozen backbone's keys are absent; every other key was checked
 
 
 def load_scopes(directory: str | Path, config: ModelConfig) -> dict[str, ScopeDetector]:

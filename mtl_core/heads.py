@@ -16,14 +16,12 @@ class HeadInputs:
     pooled: (B, H) unit-length mean-pooled task representation, read by sentence-level heads.
     embedding: (B, H) the shown all-MiniLM-L6-v2 embedding (unit length), read by heads fitted on a user's
     examples; the same tensor as `pooled` when the model has no task layers, None when training.
-    token_states: (B, T, H) and attention_mask: (B, T), for token-level heads (e.g. NER) later;
-    None when training from cached pooled vectors.
+    Every head here is sentence-level: a token-level task (e.g. NER) would add the token states here and
+    a head that reads them.
     """
 
     pooled: torch.Tensor
     embedding: torch.Tensor | None = None
-    token_states: torch.Tensor | None = None
-    attention_mask: torch.Tensor | None = None
 
 
 class SentenceClassificationHead(nn.Module):

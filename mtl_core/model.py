@@ -101,17 +101,21 @@ class MultiTaskModel(nn.Module):
         """Token states entering the first task layer: (B, T) -> (B, T, H). Frozen: cacheable."""
         return self.encoder.hidden_states(input_ids, attention_mask, last_layer=self.split)
 
-    def heads_from_shared(self, shared: torch.Tensor, attention_mask: torch.Tensor,
-                          tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """Task layers + heads on shared states; the trainable part of the model."""
+    def task_vector(self, shared: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """What the heads read: the task layers on the shared states, mean-pooled and unit length,
+        (B, T, H) -> (B, H); with no task layers, the embedding itself."""
         token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
-        pooled = l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
-        return self.heads_from_pooled(pooled, tasks, token_states, attention_mask)
+        return l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
+
+    def heads_from_shared(self, shared: torch.Tensor, attention_mask: torch.Tensor, tasks: list[str] | None = None,
+                          embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Task layers + heads on shared states (the trainable part of the model): forward() without the
+        shown embedding, so heads that read it (a user's task) get None."""
+        return self.heads_from_pooled(self.task_vector(shared, attention_mask), tasks, embedding)
 
     def heads_from_pooled(self, pooled: torch.Tensor, tasks: list[str] | None = None,
-                          token_states: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                           embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        inputs = HeadInputs(pooled, embedding, token_states, attention_mask)
+        inputs = HeadInputs(pooled, embedding)
         return {task: self.heads[task](inputs) for task in self._check_tasks(tasks)}
 
     def logits_from_embeddings(self, embeddings: torch.Tensor, attention_mask: torch.Tensor,
@@ -123,7 +127,7 @@ class MultiTaskModel(nn.Module):
         if self.config.head(self._check_tasks([task])[0]).reads == "embedding":
             general = self.encoder.hidden_states(None, attention_mask, self.split, hidden=shared)  # (B, T, H)
             shown = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
-            return self.heads_from_pooled(shown, [task], embedding=shown)[task]
+            return self.heads_from_pooled(shown, [task], shown)[task]
         return self.heads_from_shared(shared, attention_mask, [task])[task]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -131,10 +135,5 @@ class MultiTaskModel(nn.Module):
         shared = self.shared_states(input_ids, attention_mask)
         general = self.encoder.hidden_states(input_ids, attention_mask, self.split, hidden=shared)
         embeddings = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
-        if self.config.task_layers == 0:
-            token_states, task_vector = general, embeddings
-        else:
-            token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
-            task_vector = l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
-        logits = self.heads_from_pooled(task_vector, tasks, token_states, attention_mask, embeddings)
-        return MultiTaskOutput(embeddings, logits, task_vector)
+        task_vector = self.task_vector(shared, attention_mask)  # with no task layers: == embeddings
+        return MultiTaskOutput(embeddings, self.heads_from_pooled(task_vector, tasks, embeddings), task_vector)

@@ -62,6 +62,10 @@ class TrainConfig:
     oversample: dict[str, float] = option(dict, "factor on a task's sampling size, e.g. sentiment=10")
     train_size: dict[str, int] = option(dict, "stratified subsample of a task's train split, e.g. sentiment=500")
     limit: int | None = option(None, "cap every split at this many rows (tests, quick runs)")
+    # An epoch is a number of steps, not a pass over each task: all tasks' training rows / batch size steps,
+    # each on one task's batch drawn by `sampling`. With "proportional" that visits every row about once;
+    # with "uniform" or "temperature" the small task's rows come round several times and the large one's
+    # fewer than once per epoch.
     epochs: int = option(8, "maximum epochs (an epoch = as many steps as all tasks' rows / batch size)")
     epoch_steps: int = option(0, "steps per epoch instead (0: all tasks' rows / batch size): an equal step "
                                  "budget for runs on different data sizes")
@@ -305,11 +309,11 @@ def fit(run: TrainingRun) -> tuple[list[dict], dict | None]:
                 break
     averaged = None
     if len(average.epochs) > 1:
-        run.model.load_state_dict(average.state, strict=False)
+        checkpoint.load_trained_state(run.model, average.state, "the averaged weights")
         averaged = {**evaluate_epoch(run, f"average of {average.epochs}", None), "epochs": average.epochs}
         averaged["kept"] = averaged["dev_score"] > best
     if not (averaged and averaged["kept"]):
-        run.model.load_state_dict(best_state, strict=False)
+        checkpoint.load_trained_state(run.model, best_state, "the best epoch's weights")
     return history, averaged
 
 

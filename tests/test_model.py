@@ -55,6 +55,32 @@ def test_frozen_model_heads_read_the_shown_embedding(tiny_encoder):
     torch.testing.assert_close(out.logits["intent"], model.heads_from_pooled(out.embeddings, ["intent"])["intent"])
 
 
+@pytest.mark.parametrize("task_layers", [0, 2])
+def test_serving_and_training_run_one_computation(tiny_encoder, task_layers):
+    """forward() (serving) and heads_from_shared() on the shared states (training, from cached features)
+    give the same logits and task vector: one path, not two copies of it."""
+    model = make_model(tiny_encoder, task_layers)
+    batch = tiny_encoder.tokenize(SENTENCES)
+    with torch.no_grad():
+        out = model(**batch)
+        shared = model.shared_states(**batch)
+        torch.testing.assert_close(model.heads_from_shared(shared, batch["attention_mask"]), out.logits)
+        torch.testing.assert_close(model.task_vector(shared, batch["attention_mask"]), out.task_vector)
+    if task_layers == 0:
+        torch.testing.assert_close(out.task_vector, out.embeddings)
+
+
+def test_loading_trained_weights_refuses_a_mismatch_instead_of_skipping_it(tiny_encoder):
+    model = make_model(tiny_encoder, task_layers=1)
+    state = checkpoint.trained_state(model)
+    checkpoint.load_trained_state(model, state, "weights")  # the trained part, exactly: loads
+    missing = {k: v for k, v in state.items() if not k.startswith("heads.sentiment")}
+    with pytest.raises(CheckpointError, match=r"weights: missing \['heads.sentiment"):
+        checkpoint.load_trained_state(model, missing, "weights")
+    with pytest.raises(CheckpointError, match="unexpected"):
+        checkpoint.load_trained_state(model, {**state, "heads.topic.weight": torch.zeros(1)}, "weights")
+
+
 def test_backbone_is_frozen_and_freeze_is_explicit(tiny_encoder):
     model = make_model(tiny_encoder, task_layers=1)
     assert not any(p.requires_grad for p in model.encoder.parameters())
