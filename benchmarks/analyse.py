@@ -174,8 +174,8 @@ def run_markdown(label: str, report: dict) -> str:
     sizes = list(report["sizes"])
     rows = [k for k in report["sizes"][sizes[0]] if not k.startswith("event")]
     lines = [f"**{label}** ({report['revision']}): one Analyse click, p50 ms of {report['repeats']} "
-             f"({report['precision']}, {report['cpu']}): `{report['command']}`", "", "| stage | " + " | ".join(f"{n} sentences" for n in sizes) + " |",
-             "|---|" + "---|" * len(sizes)]
+             f"({report['precision']}, {report['cpu']}): `{report['command']}`", "",
+             "| stage | " + " | ".join(f"{n} sentences" for n in sizes) + " |", "|---|" + "---|" * len(sizes)]
     for row in rows:
         lines.append(f"| {row} | " + " | ".join(f"{report['sizes'][n][row]:.0f}" for n in sizes) + " |")
     for event in EVENTS:

@@ -7,9 +7,10 @@ exit, model loading and Ray's start included), both in the app's precision (MTL_
 
 1. Settings: sentences/s of bulk with each (actors x torch threads, batch size) on a sample; the best is the
    command's default (mtl_core/bulk.py).
-2. Throughput (bulk with the best settings of 1): the same ROWS distinct sentences (SemEval training tweets and Banking77 sentences, repeated
-   with the repeat's number in front, so no sentence occurs twice and neither command's de-duplication
-   helps) through predict and through bulk; bulk's sentences/s as a fraction of predict's.
+2. Throughput (bulk with the best settings of 1): the same ROWS distinct sentences (SemEval training tweets
+   and Banking77 sentences, repeated with the repeat's number in front, so no sentence occurs twice and
+   neither command's de-duplication helps) through predict and through bulk; bulk's sentences/s as a
+   fraction of predict's.
 3. Memory: the peak resident memory of the driver, of each scoring actor and of Ray's own processes (the
    sum of GCS, raylet and idle workers), at ROWS and at BIG_ROWS input rows. These two inputs repeat a
    pool of 200 sentences, so that 1M rows take minutes: every row is still read, written and carried

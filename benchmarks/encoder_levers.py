@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results, write_section
-from benchmarks.run import (flops_per_sentence, load_sentences, machine_info, matmul_peak_gflops, min_cosine,
-                            time_alternating)
+from benchmarks.run import flops_per_sentence, load_sentences, machine_info, matmul_peak_gflops, min_cosine, time_alternating
 from mtl_core.encoder import SentenceEncoder, native_bf16, run_layers
 from mtl_core.settings import ROOT
 
@@ -133,7 +132,8 @@ def measure(texts: list[str], repeats: int, quick: bool) -> dict:
 
 
 def markdown(r: dict) -> str:
-    lines = ["## Encoder levers", "", f"`{r['command']}`: {r['machine']['cpu']}, {r['machine']['logical_cpus']} CPUs; dense matmul limit "
+    machine = r["machine"]
+    lines = ["## Encoder levers", "", f"`{r['command']}`: {machine['cpu']}, {machine['logical_cpus']} CPUs; dense matmul limit "
              + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in r["peak_gflops"].items())
              + f"; {r['sentences']} sentences of {r['tokens_mean']:.1f} word pieces on average.", "",
              "| variant | sentences/s (median) | runs, s | GFLOP/s | of its precision's limit | min cosine to fp32 |",

@@ -198,7 +198,8 @@ def markdown(results: dict) -> str:
     lines += ["", f"Out of scope (CLINC150 10-shot task; {scope['method']}): AUROC {scope['auroc']:.3f}; oos recall "
               f"{100 * scope['oos_recall_at_5pct_false_rejection']:.1f}% at 5% false rejection (threshold set on test); "
               f"with the task's own threshold {scope['threshold']:.3f}: false rejection "
-              f"{100 * scope['own_threshold']['false_rejection']:.1f}%, oos recall {100 * scope['own_threshold']['oos_recall']:.1f}%. "
+              f"{100 * scope['own_threshold']['false_rejection']:.1f}%, "
+              f"oos recall {100 * scope['own_threshold']['oos_recall']:.1f}%. "
               "Valid AUROC: " + ", ".join(f"{k} {v:.3f}" for k, v in scope["valid_auroc"].items()),
               "", f"Time ({timing['precision']}): a {timing['build_examples']:,}-example task builds in "
               f"{timing['build_median_s']:.1f} s (median of {len(timing['build_s'])}); one Analyse with / without a "
@@ -212,7 +213,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source", type=Path, default=ROOT / "originals" / "Few-Shot-Intent-Detection",
                         help="a clone of jianguoz/Few-Shot-Intent-Detection (default originals/Few-Shot-Intent-Detection)")
     parser.add_argument("--data-dir", type=Path, default=Settings.from_env().training_data_dir,
-                        help="the project's data (sentences for the Analyse timings; default $MTL_DATA_DIR, else data/ in the checkout)")
+                        help="the project's data (sentences for the Analyse timings; default $MTL_DATA_DIR, "
+                             "else data/ in the checkout)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_INTENTS} intents per split, one repeat: checks it runs")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/fewshot_results.json; "
                                                                "with --quick runs/fewshot_quick.json)")

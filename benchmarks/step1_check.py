@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from mtl_core.data import read_texts
-from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize
+from mtl_core.settings import Settings
 
 SAMPLES = ["It CAN take a while for the points to collect",
            "Fetch Rewards is a game-changer for shoppers!",

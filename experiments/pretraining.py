@@ -68,7 +68,10 @@ def run_task(task: str, data: TaskData, pretrained: SentenceEncoder, random: Sen
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(data.train.texts)
     words = {split: tfidf.transform(getattr(data, split).texts) for split in ("train", "dev", "test")}
     frozen, untrained = embeddings(pretrained, data), embeddings(random, data)
-    knn = lambda k: KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")  # noqa: E731
+
+    def knn(k: int) -> KNeighborsClassifier:
+        return KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
+
     return {"tfidf_logistic": best_on_dev(task, logistic, C_GRID, words, data),
             "random_weights_probe": best_on_dev(task, logistic, C_GRID, untrained, data),
             "frozen_knn": best_on_dev(task, knn, K_GRID, frozen, data),

@@ -137,7 +137,10 @@ def learning_curve_table() -> str:
     if not results:
         return "_not measured yet_"
     mtl, single = dict(curve_points(results, "mtl_")), dict(curve_points(results, "single_"))
-    cell = lambda m: f"{m['mean'] * 100:.2f} ± {m['std'] * 100:.2f} ({m['n']} seeds)"  # noqa: E731
+
+    def cell(m: dict) -> str:
+        return f"{m['mean'] * 100:.2f} ± {m['std'] * 100:.2f} ({m['n']} seeds)"
+
     rows = [[f"{n:,}", cell(mtl[n]), cell(single[n]), f"{(mtl[n]['mean'] - single[n]['mean']) * 100:+.2f}"]
             for n in sorted(mtl) if n in single]
     return "\n".join(markdown_table(["sentiment training tweets", "multi-task (dev macro-recall %)",
@@ -158,7 +161,7 @@ def accuracy_table() -> str:
     shipped_test = json.loads((before / "test_metrics.json").read_text())["tasks"]
     rows = [("shipped before: 2-layer copy, uniform sampling (`experiments/runs/top2_uniform`)", 8,
              shipped["history"][shipped["best_epoch"] - 1]["dev"], shipped_test, shipped["wall_seconds"]["total"], "–")]
-    for name, run in results.items():
+    for run in results.values():
         seed = run["seeds"][0]
         layers = 6 + json.loads((ROOT / run["config"]).read_text()).get("task_layers", 2)
         kept = weight_average_cell(seed)
@@ -173,8 +176,8 @@ def accuracy_table() -> str:
                       f"{dev['sentiment']['macro_recall'] * 100:.2f}", f"{score:.4f}", kept, *tested,
                       f"{seconds / 60:.0f} min"])
     return "\n".join(markdown_table(["run", "layers per sentence", "intent acc. % dev", "sentiment macro-recall % dev",
-                                      "dev score", "weight average's dev score", "intent acc. % test", "sentiment macro-recall % test",
-                                      "training wall time"], cells))
+                                      "dev score", "weight average's dev score", "intent acc. % test",
+                                      "sentiment macro-recall % test", "training wall time"], cells))
 
 
 def learning_curve_figure() -> go.Figure | None:
@@ -278,7 +281,7 @@ def main() -> int:
               "encoder_sizes": encoder_sizes_table(), "q5_learning_curve": learning_curve_table()}
     text = DOC.read_text()
     for name, table in tables.items():
-        text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m: m[1] + table + "\n" + m[2],
+        text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m, table=table: m[1] + table + "\n" + m[2],
                       text, flags=re.S)
     DOC.write_text(text)
     for path in figures():

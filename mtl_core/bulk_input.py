@@ -170,7 +170,8 @@ def check_json_columns(part: Part, text_column: str, id_column: str | None) -> N
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{part.source}: the first line is not JSON ({err}); .jsonl files hold one JSON object per line") from err
+        raise InputError(f"{part.source}: the first line is not JSON ({err}); .jsonl files hold one JSON object "
+                         "per line") from err
     check_columns(part.source, list(record) if isinstance(record, dict) else [], text_column, id_column)
 
 

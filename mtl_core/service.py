@@ -23,8 +23,16 @@ import numpy as np
 from .analysis import HEATMAP_MAX, SEARCH_K, Analysis, Hit, MapView, Session, map_view, search
 from .explain import Explanation
 from .fewshot import ExampleTask
-from .inputs import (InputError, check_length, clean_text, examples_from_file, examples_from_lines,
-                     sentences_from_file, sentences_from_text, write_examples)
+from .inputs import (
+    InputError,
+    check_length,
+    clean_text,
+    examples_from_file,
+    examples_from_lines,
+    sentences_from_file,
+    sentences_from_text,
+    write_examples,
+)
 from .predictor import Predictor
 from .reference import Neighbour, ReferenceBuilder
 from .settings import Settings
@@ -58,7 +66,8 @@ def guarded(view: str, build: Callable, *args) -> tuple:
         return build(*args), None
     except Exception:  # noqa: BLE001 - any bug in one view must not cost the user the others
         log.exception("the %s view failed", view)
-        return None, f"The {view} could not be computed (an internal error, logged on the server); the other results are complete."
+        return None, (f"The {view} could not be computed (an internal error, logged on the server); "
+                      "the other results are complete.")
 
 
 def similarity_payload(texts: list[str], embeddings: np.ndarray, order: str) -> dict:

@@ -364,8 +364,9 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     scope = fit_scope(model.encoder, run.data["intent"]) if cfg.fit_scope else None
     checkpoint.save(model, out, {"intent": scope} if scope else None)
     metrics = {"best_epoch": best_epoch["epoch"], "dev": kept["dev"], "dev_score": kept["dev_score"],
-               "history": history, "weight_average": averaged, "calibration": calibration, "scope": model.config.head("intent").scope,
-               "task_probabilities": run.probs, "steps_per_epoch": run.steps, "train_rows": {t: len(run.data[t].train) for t in tasks},
+               "history": history, "weight_average": averaged, "calibration": calibration,
+               "scope": model.config.head("intent").scope, "task_probabilities": run.probs, "steps_per_epoch": run.steps,
+               "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}
                                         if run.weighting.learned else None),

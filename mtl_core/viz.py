@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
 
-from .intent_groups import INTENT_GROUPS, GROUP_OF, intent_group
+from .intent_groups import GROUP_OF, INTENT_GROUPS, intent_group
 from .records import readable_label
 from .scope import unit_rows
 

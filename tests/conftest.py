@@ -12,8 +12,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
+from mtl_core.settings import Settings
 
 DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else data/ in the checkout
 ROOT = Path(__file__).resolve().parents[1]

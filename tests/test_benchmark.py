@@ -11,8 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.browser import breakdown
 from benchmarks.run import flops_per_sentence
-from conftest import DATA_DIR, run_quick_benchmark
 from mtl_core.encoder import bundled_backbone_path
+
+from conftest import DATA_DIR, run_quick_benchmark
 
 QUICK_TIMEOUT_S = 600  # ~1.5 min on an idle 2-core machine; generous for a busy CI runner
 

@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
+from test_model import SENTENCES, make_model
 
 from benchmarks.explain import top_count
 from mtl_core.encoder import bundled_backbone_path
 from mtl_core.explain import METHODS, explain, segment_words
+
 from conftest import DATA_DIR, run_quick_benchmark
-from test_model import SENTENCES, make_model
 
 QUICK_TIMEOUT_S = 300  # ~15 s on an idle 2-core machine; generous for a busy one
 TEXT = "where is my new card? it hasn't arrived (yet)"

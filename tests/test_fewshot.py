@@ -17,7 +17,6 @@ from mtl_core.predictor import Predictor, Results
 from mtl_core.records import csv_columns, predictions, write_csv
 from ui.texts import table_headers
 
-
 DIM = 32
 LABELS = ["billing", "delivery", "security", "praise"]
 PER_LABEL = 8

@@ -1,17 +1,15 @@
 """bf16 (MTL_PRECISION=bf16) must stay a faithful stand-in for fp32, the source of truth."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from mtl_core.data import read_rows
-from mtl_core.settings import Settings
 from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
 from mtl_core.model import MultiTaskModel
 from mtl_core.predictor import Predictor
-from mtl_core.settings import DEFAULT_CHECKPOINT
+from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
 
 needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 in hardware (AMX or AVX512-BF16)")
 # Different lengths in one batch (padding) and a sentence past the 256-token limit (truncation).

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 
 from mtl_core.analysis import MapView, map_view
-from mtl_core.inputs import sentences_from_file, sentences_from_text
+from mtl_core.inputs import InputError, sentences_from_file, sentences_from_text
 from mtl_core.records import readable_label
+from mtl_core.reference import SHIPPED_REFERENCE, ReferenceBuilder, ReferenceMap, ReferenceSet, from_csv, load_reference_set
 from mtl_core.settings import MAX_SENTENCES
-from mtl_core.inputs import InputError
-from mtl_core.reference import (SHIPPED_REFERENCE, ReferenceBuilder, ReferenceMap, ReferenceSet, from_csv,
-                                load_reference_set)
 
 
 def test_shipped_reference_covers_every_intent_and_sentiment():

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import rest_call
 from benchmarks import catalogue
+
+from conftest import rest_call
 
 pytest_plugins = ["app_server"]
 ROOT = Path(__file__).resolve().parents[1]

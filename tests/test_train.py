@@ -7,14 +7,21 @@ import torch
 
 from mtl_core import checkpoint
 from mtl_core.encoder import SentenceEncoder
-from mtl_core.metrics import expected_calibration_error, fit_temperature, task_metrics
 from mtl_core.features import compute_features, logits_from_features
+from mtl_core.metrics import expected_calibration_error, fit_temperature, task_metrics
 from mtl_core.model import MultiTaskModel
-from mtl_core.settings import SettingsError
+from mtl_core.settings import ROOT, SettingsError
 from mtl_core.train import parser, resolve_config
-from mtl_core.settings import ROOT
-from mtl_core.training import (TaskLossWeighting, TrainConfig, WeightAverage, class_weights, load_data,
-                               make_optimizer, task_probabilities, train)
+from mtl_core.training import (
+    TaskLossWeighting,
+    TrainConfig,
+    WeightAverage,
+    class_weights,
+    load_data,
+    make_optimizer,
+    task_probabilities,
+    train,
+)
 
 TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
 

@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from scipy.spatial.distance import cdist
 
 from mtl_core.projection import UMAP_MIN_POINTS, CosineUMAP, cosine_distances, pca, project
-from mtl_core.viz import (CELL_TEXT_MAX, NUMBER_TICKS, SENTIMENT_COLOURS, TICK_LABELS_MAX, Background,
-                          clustered, cluster_order, cosine_similarity, projection_scatter, similarity_heatmap,
-                          tick_label)
+from mtl_core.viz import (
+    CELL_TEXT_MAX,
+    NUMBER_TICKS,
+    SENTIMENT_COLOURS,
+    TICK_LABELS_MAX,
+    Background,
+    cluster_order,
+    clustered,
+    cosine_similarity,
+    projection_scatter,
+    similarity_heatmap,
+    tick_label,
+)
 
 HTML = '<img src=x onerror="alert(1)"><b>bold</b>'
 
@@ -150,7 +159,10 @@ def test_project_uses_reproducible_umap_for_enough_sentences():
 def test_cosine_umap_places_new_points_beside_their_cluster():
     rng = np.random.default_rng(0)
     centres = unit(rng.normal(size=(3, 16)))
-    points = lambda k: unit(np.repeat(centres, k, axis=0) + 0.05 * rng.normal(size=(3 * k, 16)))  # noqa: E731
+
+    def points(k: int) -> np.ndarray:
+        return unit(np.repeat(centres, k, axis=0) + 0.05 * rng.normal(size=(3 * k, 16)))
+
     fitted, new = points(20), points(3)  # cluster of row i: i // k
     assert np.allclose(cosine_distances(new, fitted), cdist(new, fitted, "cosine"), atol=1e-9)
     model = CosineUMAP(len(fitted), 2).fit(fitted)

@@ -107,7 +107,7 @@ class Events:
     # ---- handlers --------------------------------------------------------------------------------
 
     def analyse(self, text: str, order: str, colour_by: str, dims: int, use_reference: bool, token: str | None = None,
-                progress: gr.Progress = gr.Progress()) -> dict:
+                progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008 - Gradio injects the bar through this default
         """The table and both figures; the details panel and the files follow in their own steps, so the
         views appear first. A progress bar only for requests long enough to need one (each update is a
         message to the browser: measured, they cost more than they tell on a 10-sentence request)."""

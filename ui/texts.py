@@ -5,9 +5,9 @@ import html
 import re
 
 from mtl_core.analysis import HEATMAP_MAX, Analysis
+from mtl_core.config import MAX_TOKENS
 from mtl_core.inputs import read_examples
 from mtl_core.records import readable_label
-from mtl_core.config import MAX_TOKENS
 from mtl_core.settings import MAX_SENTENCES, ROOT
 
 MAX_FILE_SIZE = "2mb"  # passed to launch(); ~2,000 sentences of 1 kB each
@@ -133,7 +133,8 @@ def scope_note(evidence) -> str:
     verdict = f"**{evidence.task}: out of scope** (none of its labels)" if evidence.rejected else f"**{evidence.task}: in scope**"
     relation = "<" if evidence.rejected else "≥"
     return (f"{verdict}: scope score {evidence.score:.3f} {relation} threshold {evidence.threshold:.3f}. Nearest known "
-            f"example: “{html.escape(evidence.nearest_text, quote=False)}” ({html.escape(readable_label(evidence.nearest_label), quote=False)}, "
+            f"example: “{html.escape(evidence.nearest_text, quote=False)}” "
+            f"({html.escape(readable_label(evidence.nearest_label), quote=False)}, "
             f"cosine {evidence.nearest_cosine:.2f}).")
 
 
@@ -170,8 +171,9 @@ TASK_GUIDE = ("**Your labels.** Define a task of your own by examples: one `labe
               "**Build** fits a head on the embeddings in seconds (no training of the encoder), and from then on "
               "every Analyse shows your task beside intent and sentiment, with “— none” for sentences unlike "
               "all your examples. Only you see it; it is kept for this browser session "
-              f"(the server keeps at most {{tasks}} visitors' tasks, the least recently used dropped first).")
-TASK_PLACEHOLDER = "billing: I was charged twice this month\nbilling: why is my invoice higher?\ndelivery: where is my parcel?\n..."
+              "(the server keeps at most {tasks} visitors' tasks, the least recently used dropped first).")
+TASK_PLACEHOLDER = ("billing: I was charged twice this month\nbilling: why is my invoice higher?\n"
+                    "delivery: where is my parcel?\n...")
 EXAMPLE_TASK_FILE = ROOT / "assets" / "examples" / "support_task.csv"  # also the docs' add_task example
 
 
