@@ -39,6 +39,7 @@ from benchmarks.run import fresh_sentences, load_sentences
 from mtl_core.settings import ROOT, Settings
 
 MODEL_PASS = ("tokenize", "encoder", "heads", "scope")
+STAGES = (*MODEL_PASS, "records", "table", "heatmap", "map", "downloads", "details", "explanation")
 EVENTS = ("analyse_button", "after_button", "explain_button")
 
 
@@ -144,10 +145,10 @@ def breakdown(seconds: dict[str, float]) -> dict[str, float]:
     ms["encoder"] -= ms.get("heads", 0.0)
     events = sum(ms[f"event {e}"] for e in EVENTS)
     ms["Gradio"] = events - ms["handler"]
-    named = ("tokenize", "encoder", "heads", "scope", "records", "table", "heatmap", "map", "downloads", "details",
-             "explanation")
-    ms["other"] = ms["handler"] - sum(ms.get(k, 0.0) for k in named)
-    ms["model pass"] = sum(ms.get(k, 0.0) for k in MODEL_PASS)
+    for stage in STAGES:
+        ms.setdefault(stage, 0.0)  # a stage that did not run this click (the downloads of a closed panel)
+    ms["other"] = ms["handler"] - sum(ms[k] for k in STAGES)
+    ms["model pass"] = sum(ms[k] for k in MODEL_PASS)
     return ms
 
 
@@ -172,12 +173,13 @@ def markdown(runs: dict) -> str:
 
 def run_markdown(label: str, report: dict) -> str:
     sizes = list(report["sizes"])
-    rows = [k for k in report["sizes"][sizes[0]] if not k.startswith("event")]
+    rows = [*MODEL_PASS, "model pass", *STAGES[len(MODEL_PASS):], "other (rest of the handlers)", "Gradio", "serialisation"]
     lines = [f"**{label}** ({report['revision']}): one Analyse click, p50 ms of {report['repeats']} "
              f"({report['precision']}, {report['cpu']}): `{report['command']}`", "",
              "| stage | " + " | ".join(f"{n} sentences" for n in sizes) + " |", "|---|" + "---|" * len(sizes)]
     for row in rows:
-        lines.append(f"| {row} | " + " | ".join(f"{report['sizes'][n][row]:.0f}" for n in sizes) + " |")
+        key = row.split(" (")[0]
+        lines.append(f"| {row} | " + " | ".join(f"{report['sizes'][n].get(key, 0):.0f}" for n in sizes) + " |")
     for event in EVENTS:
         lines.append(f"| event {event} | " + " | ".join(f"{report['sizes'][n]['event ' + event]:.0f}" for n in sizes) + " |")
     lines.append("| **analyse event / model pass** | " + " | ".join(

@@ -121,6 +121,18 @@ def run_layers(hidden: torch.Tensor, attention_mask: torch.Tensor, layers: Seque
     return hidden
 
 
+def run_serving_layers(hidden: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[nn.Module],
+                       bf16_layers: Sequence[nn.Module] | None) -> torch.Tensor:
+    """run_layers, through `bf16_layers` (bf16_copy of `layers`) when given and no gradients flow; fp32 out.
+
+    bf16 autocast multiplies in bfloat16 but keeps LayerNorm and softmax in fp32. Never where gradients
+    flow, so training numerics do not change."""
+    fast = bf16_layers is not None and not torch.is_grad_enabled()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+        hidden = run_layers(hidden, attention_mask, bf16_layers if fast else layers)
+    return hidden.float() if fast else hidden
+
+
 class SentenceEncoder(nn.Module):
     """all-MiniLM-L6-v2 (or any BERT-like backbone) as a fixed-length sentence embedder."""
 
@@ -231,16 +243,12 @@ class SentenceEncoder(nn.Module):
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       first_layer: int = 0, last_layer: int | None = None,
                       hidden: torch.Tensor | None = None) -> torch.Tensor:
-        """Token states after layers [first_layer, last_layer); start from the embeddings if hidden is None."""
-        # bf16 autocast multiplies in bfloat16 but keeps LayerNorm and softmax in fp32. Never where gradients
-        # flow, so training numerics do not change.
-        fast = self.bf16_layers is not None and not torch.is_grad_enabled()
-        layers = self.bf16_layers if fast else self.layers
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            if hidden is None:
-                hidden = self.bert.embeddings(input_ids=input_ids)  # (B, T) -> (B, T, H)
-            hidden = run_layers(hidden, attention_mask, layers[first_layer:last_layer])
-        return hidden.float() if fast else hidden  # callers get fp32 states either way
+        """Token states after layers [first_layer, last_layer) (fp32, whatever the precision); start from the
+        embeddings if hidden is None."""
+        if hidden is None:
+            hidden = self.bert.embeddings(input_ids=input_ids)  # (B, T) -> (B, T, H)
+        fast = None if self.bf16_layers is None else self.bf16_layers[first_layer:last_layer]
+        return run_serving_layers(hidden, attention_mask, self.layers[first_layer:last_layer], fast)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-length sentence embeddings, (B, T) -> (B, H)."""

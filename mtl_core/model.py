@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import SENTIMENT_LABELS, HeadConfig, ModelConfig
-from .encoder import SentenceEncoder, l2_normalize, mean_pool, run_layers
+from .encoder import SentenceEncoder, bf16_copy, l2_normalize, mean_pool, run_serving_layers
 from .heads import HeadInputs, build_head
 from .metrics import scaled_softmax
 
@@ -42,6 +42,7 @@ class MultiTaskModel(nn.Module):
         self.split = num_layers - config.task_layers  # index of the first layer with a task copy
         self.task_layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layers[self.split:])
         self.task_layers.requires_grad_(True)
+        self.bf16_task_layers: nn.ModuleList | None = None  # a serving copy, see serve()
         self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size) for h in config.heads})
 
     @classmethod
@@ -53,6 +54,15 @@ class MultiTaskModel(nn.Module):
         config = ModelConfig(heads=heads, backbone=encoder.name, task_layers=task_layers,
                              hidden_size=encoder.hidden_size, num_backbone_layers=len(encoder.layers))
         return cls(encoder, config)
+
+    def serve(self) -> "MultiTaskModel":
+        """Ready for serving: eval mode and, when the encoder serves in bf16, a bf16 copy of the task layers
+        too (their trained weights cast once), so the whole pass multiplies in bf16 (benchmarks/analyse.py).
+        Call again after changing the task layers; training passes, with gradients, never use the copy."""
+        self.eval()
+        bf16 = self.encoder.precision == "bf16"
+        self.bf16_task_layers = bf16_copy(self.task_layers).requires_grad_(False) if bf16 else None
+        return self
 
     @property
     def task_names(self) -> list[str]:
@@ -104,7 +114,7 @@ class MultiTaskModel(nn.Module):
     def task_vector(self, shared: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """What the heads read: the task layers on the shared states, mean-pooled and unit length,
         (B, T, H) -> (B, H); with no task layers, the embedding itself."""
-        token_states = run_layers(shared, attention_mask, self.task_layers)  # (B, T, H)
+        token_states = run_serving_layers(shared, attention_mask, self.task_layers, self.bf16_task_layers)  # (B, T, H)
         return l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
 
     def heads_from_shared(self, shared: torch.Tensor, attention_mask: torch.Tensor, tasks: list[str] | None = None,

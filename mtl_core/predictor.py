@@ -121,7 +121,7 @@ class Results:
 class Predictor:
     def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None,
                  scopes: dict[str, ScopeDetector] | None = None):
-        self.model = model.eval()
+        self.model = model.serve()
         self.cache = cache  # the app sets one; batch commands and training read each sentence once
         self.scopes = dict(scopes or {})  # task -> its out-of-scope detector; a task without one always answers
 

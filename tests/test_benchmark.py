@@ -133,3 +133,32 @@ def test_quick_few_shot_benchmark_reports_every_method_and_target(tmp_path):
     assert 0.5 <= scope["auroc"] <= 1 and "nearest label centroid (the task's)" in scope["valid_auroc"]
     timing = results["time"]
     assert timing["build_median_s"] > 0 and all(a["with_s"] > 0 and a["without_s"] > 0 for a in timing["analyse"].values())
+
+
+def test_a_benchmark_section_replaces_its_old_version_and_survives_the_main_report(tmp_path):
+    from benchmarks.output import keep_sections, write_section
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nold tables\n")
+    write_section(results, "analyse", "## One Analyse\n\nfirst")
+    write_section(results, "levers", "## Levers\n\nx")
+    write_section(results, "analyse", "## One Analyse\n\nsecond")
+    text = results.read_text()
+    assert text.count("## One Analyse") == 1 and "second" in text and "first" not in text and "## Levers" in text
+    rewritten = keep_sections(results, "# Benchmark results\n\nnew tables\n")  # what benchmarks/run.py writes
+    assert rewritten.startswith("# Benchmark results\n\nnew tables") and "second" in rewritten and "## Levers" in rewritten
+
+
+@pytest.mark.integration
+@pytest.mark.app
+def test_quick_analyse_breakdown_times_every_stage_of_a_click(tmp_path):
+    if not (DATA_DIR / "intent" / "train.csv").is_file():
+        pytest.skip("needs the data folder")
+    out = tmp_path / "analyse.json"
+    run_quick_benchmark("benchmarks.analyse", out, QUICK_TIMEOUT_S)
+    stages = json.loads(out.read_text())["now"]["sizes"]["30"]
+    for stage in ("tokenize", "encoder", "heads", "scope", "records", "heatmap", "map", "details", "explanation"):
+        assert stages[stage] > 0, stage
+    assert stages["downloads"] == 0  # the panel is closed: nothing built for it
+    assert stages["model pass"] == pytest.approx(sum(stages[k] for k in ("tokenize", "encoder", "heads", "scope")))
+    assert stages["event analyse_button"] > stages["model pass"] and stages["Gradio"] > 0

@@ -59,6 +59,24 @@ def test_gradient_passes_stay_fp32(tiny_encoder):
     torch.testing.assert_close(shared, model.shared_states(**batch), atol=0, rtol=0)
 
 
+@needs_bf16
+def test_serving_runs_the_task_layers_in_bf16_too_and_training_never(tiny_encoder):
+    model = MultiTaskModel.build(tiny_encoder, ["a", "b"], task_layers=1)
+    batch = tiny_encoder.tokenize(SENTENCES)
+    with torch.no_grad():
+        shared = model.shared_states(**batch)
+        expected = model.task_vector(shared, batch["attention_mask"])
+    tiny_encoder.set_precision("bf16")
+    model.serve()
+    with torch.no_grad():
+        served = model.task_vector(shared, batch["attention_mask"])
+    assert served.dtype == torch.float32 and (served * expected).sum(dim=1).min() >= 0.999
+    assert not torch.equal(served, expected)  # the bf16 copy did run
+    trained = model.task_vector(shared, batch["attention_mask"])  # gradients enabled: the fp32 layers
+    torch.testing.assert_close(trained, expected, atol=0, rtol=0)
+    tiny_encoder.set_precision("fp32")
+
+
 @pytest.mark.integration
 @needs_bf16
 def test_real_bf16_embeddings_match_fp32(monkeypatch):
@@ -85,7 +103,7 @@ def test_bf16_keeps_the_shipped_heads_accuracy(task, split):
     if not (DEFAULT_CHECKPOINT / "config.json").is_file() or not path.is_file():
         pytest.skip("needs the shipped checkpoint and the data folder")
     rows = read_rows(path)
-    predictor = Predictor.load()
-    expected = accuracy(predictor, task, rows)
-    predictor.encoder.set_precision("bf16")
-    assert accuracy(predictor, task, rows) >= expected - MAX_METRIC_DROP
+    expected = accuracy(Predictor.load(), task, rows)
+    bf16 = Predictor.load(precision="bf16")  # the whole pass, task layers included, as the app serves it
+    assert bf16.model.bf16_task_layers is not None
+    assert accuracy(bf16, task, rows) >= expected - MAX_METRIC_DROP
