@@ -11,6 +11,10 @@ interleaved so drifts hit all alike), GFLOP/s of real (non-padding) work as a fr
 dense matmul limit in its precision (benchmarks/run.py), and the lowest cosine of its embeddings to the fp32
 served encoder's. The sentences: Banking77 test + SemEval dev, as benchmarks/run.py.
 
+Then the model pass the app runs (encoder, task layers, heads, scope) in bf16 with the task layers in bf16
+(MultiTaskModel.serve) against fp32 task layers, on the same 1,000 new sentences per round, alternating.
+--task-layers-only measures just that and keeps the rest of the JSON file.
+
 Writes JSON (default benchmarks/encoder_levers_results.json; --quick: runs/encoder_levers_quick.json) and the
 table as a section of benchmarks/RESULTS.md (not with --quick).
 """
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -131,6 +137,26 @@ def measure(texts: list[str], repeats: int, quick: bool) -> dict:
     return results
 
 
+def task_layers_in_bf16(texts: list[str], rounds: int, size: int = 1000) -> dict:
+    """Seconds of Predictor.run over the same `size` sentences with the task layers' bf16 copy and without
+    it, alternating which goes first; medians and the ratio."""
+    from mtl_core.predictor import Predictor
+
+    predictor = Predictor.load(precision="bf16")
+    copy_, seconds = predictor.model.bf16_task_layers, {"bf16": [], "fp32": []}
+    predictor.run(texts[:64])
+    for r in range(rounds):
+        batch = texts[(r * size) % (len(texts) - size):][:size]
+        for name in (["bf16", "fp32"] if r % 2 == 0 else ["fp32", "bf16"]):
+            predictor.model.bf16_task_layers = copy_ if name == "bf16" else None
+            start = time.perf_counter()
+            predictor.run(batch)
+            seconds[name].append(round(time.perf_counter() - start, 3))
+    medians = {k: statistics.median(v) for k, v in seconds.items()}
+    return {"sentences": size, "rounds": rounds, "seconds": seconds, "median_s": medians,
+            "speedup": round(medians["fp32"] / medians["bf16"], 3)}
+
+
 def markdown(r: dict) -> str:
     machine = r["machine"]
     lines = ["## Encoder levers", "", f"`{r['command']}`: {machine['cpu']}, {machine['logical_cpus']} CPUs; dense matmul limit "
@@ -140,6 +166,12 @@ def markdown(r: dict) -> str:
              "|---|---|---|---|---|---|"]
     lines += [f"| {name} | {v['sentences_per_s']:.0f} | {min(v['seconds']):.2f}-{max(v['seconds']):.2f} | {v['gflops']:.0f} | "
               f"{v['fraction_of_peak']:.0%} | {v['min_cosine_vs_fp32']:.6f} |" for name, v in r["variants"].items()]
+    t = r.get("task_layers")
+    if t:
+        lines += ["", f"The app's model pass in bf16 over the same {t['sentences']:,} sentences, "
+                  f"{t['rounds']} alternating rounds: "
+                  f"task layers in bf16 {t['median_s']['bf16']:.2f} s, in fp32 {t['median_s']['fp32']:.2f} s (median): "
+                  f"**{t['speedup']:.2f}x** (runs: bf16 {t['seconds']['bf16']}, fp32 {t['seconds']['fp32']})."]
     return "\n".join(lines)
 
 
@@ -147,6 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = benchmark_parser("encoder_levers", __doc__)
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--task-layers-only", action="store_true", help="measure only the task layers in bf16")
     args = parse_benchmark_args(parser, argv)
     if args.quick:
         args.sentences, args.repeats = 100, 1
@@ -155,9 +188,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    texts = load_sentences(args.data_dir, None)[:args.sentences]
-    results = {"command": " ".join(["python", "-m", "benchmarks.encoder_levers", *sys.argv[1:]]),
-               **measure(texts, args.repeats, args.quick)}
+    texts = load_sentences(args.data_dir, None)
+    command = {"command": " ".join(["python", "-m", "benchmarks.encoder_levers", *sys.argv[1:]])}
+    if args.task_layers_only:
+        results = json.loads(args.out.read_text())
+        results["task_layers"] = {**command, **task_layers_in_bf16(texts, 2 if args.quick else 6)}
+    else:
+        results = {**command, **measure(texts[:args.sentences], args.repeats, args.quick)}
+        if native_bf16():
+            results["task_layers"] = task_layers_in_bf16(texts, 2 if args.quick else 6, 100 if args.quick else 1000)
     write_results(args.out, results, markdown(results))
     if not args.quick:
         write_section(ROOT / "benchmarks" / "RESULTS.md", "encoder-levers", markdown(results))
