@@ -160,5 +160,6 @@ def test_quick_analyse_breakdown_times_every_stage_of_a_click(tmp_path):
     for stage in ("tokenize", "encoder", "heads", "scope", "records", "heatmap", "map", "details", "explanation"):
         assert stages[stage] > 0, stage
     assert stages["downloads"] == 0  # the panel is closed: nothing built for it
-    assert stages["model pass"] == pytest.approx(sum(stages[k] for k in ("tokenize", "encoder", "heads", "scope")))
+    model_pass = sum(stages[k] for k in ("tokenize", "encoder", "heads", "scope"))
+    assert stages["model pass"] == pytest.approx(model_pass, abs=0.5)  # each figure is rounded to 0.1 ms
     assert stages["event analyse_button"] > stages["model pass"] and stages["Gradio"] > 0
