@@ -192,8 +192,11 @@ def test_another_job_in_the_same_output_is_refused(local_ray, tiny_checkpoint, t
 
 def run_bulk(*args) -> subprocess.Popen:
     env = {**os.environ, "MTL_PRECISION": "fp32"}
+    # A command started in the background by a non-interactive shell (as CI may run the tests) inherits
+    # SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt: give it the default back.
     return subprocess.Popen([sys.executable, "-m", "mtl_core.bulk", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def finish(job: subprocess.Popen, timeout_s: float) -> str:
