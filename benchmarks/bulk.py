@@ -37,6 +37,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results
+from benchmarks.run import machine_info
 from mtl_core.data import read_texts
 from mtl_core.settings import ROOT
 
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> dict:
     env = {**os.environ, "MTL_PRECISION": os.environ.get("MTL_PRECISION", "auto")}
     pool = sentence_pool(args.data_dir)
     sample = write_lines(work / "sample.txt", distinct_sentences(pool, args.sample_rows))
-    results: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+    results: dict = {"machine": {"cpu": machine_info()["cpu"], "cores": os.cpu_count(), "python": platform.python_version()},
                      "precision": env["MTL_PRECISION"], "rows": args.rows, "big_rows": args.big_rows}
 
     results["settings"] = []
@@ -176,13 +177,6 @@ def run(args: argparse.Namespace) -> dict:
     per_machine = results["bulk"]["sentences_per_s"]
     results["paper"] = {str(n): PAPER_SENTENCES / (n * per_machine) / 3600 for n in PAPER_MACHINES}
     return results
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def markdown(r: dict) -> str:
