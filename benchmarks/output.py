@@ -52,3 +52,29 @@ def keep_sections(path: Path, text: str) -> str:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     kept = "".join(m.group(0) for m in SECTION.finditer(old))
     return text.rstrip("\n") + "\n\n" + kept if kept else text
+
+
+def generated_pattern(name: str, kind: str = "generated") -> re.Pattern:
+    """The block `<!-- KIND:NAME -->\\n...<!-- /KIND -->` of a Markdown file: its text between the markers is
+    `body` (experiments/report.py writes docs/experiments.md's `<!-- table:NAME -->` blocks with it)."""
+    return re.compile(rf"(?P<start><!-- {kind}:{re.escape(name)} -->\n)(?P<body>.*?)(?P<end><!-- /{kind} -->)", re.S)
+
+
+def generated_block(text: str, name: str, kind: str = "generated") -> str:
+    """The body of the block `name` in `text`, without its final newline; ValueError when it has none."""
+    found = generated_pattern(name, kind).search(text)
+    if not found:
+        raise ValueError(f"no <!-- {kind}:{name} --> ... <!-- /{kind} --> block")
+    return found["body"].removesuffix("\n")
+
+
+def replace_generated(text: str, name: str, body: str, kind: str = "generated") -> str:
+    """`text` with the block `name`'s body replaced by `body`; ValueError when it has no such block."""
+    generated_block(text, name, kind)  # raises if absent
+    return generated_pattern(name, kind).sub(lambda m: m["start"] + body.rstrip("\n") + "\n" + m["end"], text, count=1)
+
+
+def write_generated(path: Path, name: str, body: str, kind: str = "generated") -> None:
+    """Rewrite the block `name` of the file at `path` with `body` (the file must already have its markers)."""
+    text = path.read_text(encoding="utf-8")
+    path.write_text(replace_generated(text, name, body, kind), encoding="utf-8")

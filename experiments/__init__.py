@@ -1,14 +1,22 @@
 """Experiment scripts, run as modules from the repository root (python -m experiments.<name>)."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def save_result(name: str, report: dict) -> None:
-    """Write experiments/results/<name>.json (committed) and print it."""
+def add_results_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="folder for the results JSON (default: experiments/results, the committed files; "
+                             "python -m scripts.reproduce passes a folder under runs/)")
+
+
+def save_result(name: str, report: dict, folder: Path = RESULTS) -> None:
+    """Write <folder>/<name>.json (by default experiments/results/, committed) and print it."""
     text = json.dumps(report, indent=2)
-    (RESULTS / f"{name}.json").write_text(text + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(text + "\n")
     print(text)

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoModel
 
-from experiments import save_result
+from experiments import add_results_argument, save_result
 from mtl_core.data import TASKS, TaskData, load_task
 from mtl_core.encoder import SentenceEncoder
 from mtl_core.metrics import PRIMARY_METRIC, task_metrics
@@ -81,6 +81,7 @@ def run_task(task: str, data: TaskData, pretrained: SentenceEncoder, random: Sen
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="300 rows per split, print only")
+    add_results_argument(p)
     args = p.parse_args(argv)
     data_dir = Settings.from_env().training_data_dir
     pretrained = SentenceEncoder.load()
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print(json.dumps(report, indent=2))
     else:
-        save_result("pretraining", report)
+        save_result("pretraining", report, args.results_dir)
     return 0
 
 

@@ -9,11 +9,12 @@ which drives the system's Chromium).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from benchmarks.output import replace_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -273,17 +274,38 @@ def figures() -> list[Path]:
     return written
 
 
+def sweep_cost_table() -> str:
+    """Training wall time per sweep: the sum of its runs' `wall_seconds.total` over every seed."""
+    rows, total = [], 0.0
+    for name in ("q1_freeze", "q1_sequential", "q2_separate", "q3_scarce", "q3_shared", "q4_accuracy",
+                 "q5_learning_curve"):
+        seeds = [s for run in load(name).values() for s in run["seeds"]]
+        minutes = sum(s["wall_seconds"]["total"] for s in seeds) / 60
+        total += minutes
+        rows.append([name, str(len(seeds)), f"{minutes:.0f}"])
+    rows.append(["**all**", str(sum(int(r[1]) for r in rows)), f"**{total:.0f}**"])
+    return "\n".join(markdown_table(["sweep", "training runs (seeds included)", "wall minutes"], rows))
+
+
+def tables() -> dict[str, str]:
+    return {"q1_freeze": sweep_table("q1_freeze", drift=True), "q1_sequential": sweep_table("q1_sequential"),
+            "q2_separate": sweep_table("q2_separate"), "q2_serving": serving_table(),
+            "q3_scarce": sweep_table("q3_scarce"), "q3_shared": sweep_table("q3_shared"),
+            "q4_accuracy": accuracy_table(), "pretraining": pretraining_table(),
+            "encoder_sizes": encoder_sizes_table(), "q5_learning_curve": learning_curve_table(),
+            "sweep_cost": sweep_cost_table()}
+
+
+def render(text: str) -> str:
+    """docs/experiments.md's text with every `<!-- table:NAME -->` block rewritten from the results files
+    (scripts/check_docs.py compares it with the committed text)."""
+    for name, table in tables().items():
+        text = replace_generated(text, name, table, kind="table")
+    return text
+
+
 def main() -> int:
-    tables = {"q1_freeze": sweep_table("q1_freeze", drift=True), "q1_sequential": sweep_table("q1_sequential"),
-              "q2_separate": sweep_table("q2_separate"), "q2_serving": serving_table(),
-              "q3_scarce": sweep_table("q3_scarce"), "q3_shared": sweep_table("q3_shared"),
-              "q4_accuracy": accuracy_table(), "pretraining": pretraining_table(),
-              "encoder_sizes": encoder_sizes_table(), "q5_learning_curve": learning_curve_table()}
-    text = DOC.read_text()
-    for name, table in tables.items():
-        text = re.sub(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", lambda m, table=table: m[1] + table + "\n" + m[2],
-                      text, flags=re.S)
-    DOC.write_text(text)
+    DOC.write_text(render(DOC.read_text()))
     for path in figures():
         print(f"wrote {path.relative_to(ROOT)}")
     print(f"updated {DOC.relative_to(ROOT)}")

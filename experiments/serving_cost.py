@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.run import load_sentences
-from experiments import save_result
+from experiments import add_results_argument, save_result
 from mtl_core.predictor import Predictor
 from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
 
@@ -70,13 +70,14 @@ def measure(n: int, repeats: int, batch_size: int = 64) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sentences", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds over the setups")
+    p.add_argument("--sentences", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds over the setups")
+    add_results_argument(p)
     args = p.parse_args(argv)
     report = {"command": " ".join(["python", "-m", "experiments.serving_cost", *sys.argv[1:]]),
               "sentences": args.sentences, "torch_threads": torch.get_num_threads(),
               "setups": measure(args.sentences, args.repeats)}
-    save_result("q2_serving", report)
+    save_result("q2_serving", report, args.results_dir)
     return 0
 
 

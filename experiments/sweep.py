@@ -13,7 +13,7 @@ With --dev-only the evaluate command is left out: candidates are compared on dev
 are run again without it to read their test score once. Finished steps are skipped, so an interrupted
 sweep resumes. The summary (dev and test metrics per
 seed, mean and std, trainable parameters, wall time, embedding drift) goes to
-experiments/results/<sweep>.json. Models are chosen on dev; test is read once per run, for the report.
+experiments/results/<sweep>.json (or --results-dir). Models are chosen on dev; test is read once per run, for the report.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from experiments import add_results_argument
 from mtl_core import evaluate, train
 from mtl_core.data import load_task
 from mtl_core.encoder import l2_normalize, mean_pool, run_layers
@@ -129,13 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.path.relpath(Settings.from_env().training_data_dir, ROOT))
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--dev-only", action="store_true", help="train and compare on dev; no test evaluation")
+    add_results_argument(p)
     p.add_argument("--seeds", nargs="*", type=int,
                    help="run only these seeds (e.g. one more), keeping the other seeds already in the results")
     args = p.parse_args(argv)
     spec_path = Path(args.sweep).resolve()
     os.chdir(ROOT)  # the printed commands are relative to the repository root
     spec, name = json.loads(spec_path.read_text()), spec_path.stem
-    results_path = ROOT / "experiments" / "results" / f"{name}.json"
+    results_path = args.results_dir.resolve() / f"{name}.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     started = time.perf_counter()
     for run in spec["runs"]:

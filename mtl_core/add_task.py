@@ -3,7 +3,7 @@ python -m mtl_core.add_task --examples FILE.csv --name NAME --output DIR [--chec
 
 DIR gets everything BASE serves plus a head fitted on the examples (fewshot.py; no backbone training), its
 out-of-scope detector and its examples (examples_NAME.csv, to refit or edit); `python -m mtl_core.predict
---checkpoint DIR` then writes NAME, NAME_score, NAME_in_scope and NAME_scope_score beside the other columns.
+--checkpoint DIR` then writes NAME, NAME_score, NAME_closest, NAME_in_scope and NAME_scope_score beside the other columns.
 """
 from __future__ import annotations
 

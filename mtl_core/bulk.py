@@ -32,10 +32,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .bulk_input import PART_ROWS, InputRow, Part, filesystem, input_files, plan, read_part
+from .bulk_input import PART_ROWS, InputRow, Part, filesystem, input_files, input_schema, plan, read_part, text_value
 from .checkpoint import read_config
 from .cli import add_checkpoint_argument, command_parser, run_command
 from .inputs import InputError
+from .records import carried_names
 from .settings import ROOT, Settings, repo_relative
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,8 @@ class Output:
 class PartScorer:
     """One Ray actor: loads the model once, then scores whole parts and writes each one's Parquet file."""
 
-    def __init__(self, job: dict, output: str, precision: str, backbone: str | None, batch_size: int, threads: int):
+    def __init__(self, job: dict, output: str, precision: str, backbone: str | None, batch_size: int, threads: int,
+                 columns: pa.Schema | None = None):
         import torch
 
         from .predictor import Predictor
@@ -149,7 +151,12 @@ class PartScorer:
         torch.set_num_threads(threads)
         self.job, self.output, self.batch_size = Job(**job), Output(output), batch_size
         self.predictor = Predictor.load(checkpoint_path(self.job), backbone, precision=precision)
-        self.schema = output_schema(self.score([InputRow("id", "schema")]), self.job.embeddings)
+        self.carried: list[tuple[str, pa.Field]] = []  # (input column, its output field), set below
+        probe = self.score([InputRow("id", "schema")])[0]
+        columns = columns if columns is not None else pa.schema([])
+        names = carried_names(columns.names, list(probe))  # `id`, `text`, `intent`, ... of the input -> input_id, ...
+        self.carried = [(f.name, pa.field(name, f.type)) for f, name in zip(columns, names, strict=True)]
+        self.schema = output_schema(probe, self.job.embeddings, [f for _, f in self.carried])
 
     def __call__(self, batch: dict) -> dict:
         summaries = [self.score_part(Part(**json.loads(p))) for p in batch["part"]]
@@ -163,8 +170,9 @@ class PartScorer:
                 "seconds": time.perf_counter() - started}
 
     def score(self, rows: list[InputRow]) -> list[dict]:
-        """One record per row, in input order: the predict command's columns (records.Prediction.csv_row),
-        then `error` and, with --embeddings, the embedding; a row with an error has only id, text, error."""
+        """One record per row, in input order: `id`, the input's other columns, the predict command's columns
+        (records.Prediction.csv_row), then `error` and, with --embeddings, the embedding; a row with an error
+        has only id, its other columns, text and error."""
         from .records import predictions
 
         good = [r for r in rows if r.error is None]
@@ -172,25 +180,33 @@ class PartScorer:
         scored = iter(zip(predictions(results), results.embeddings, strict=True) if results else ())
         records = []
         for r in rows:
+            carried = {f.name: cell(r.values.get(column), f.type) for column, f in self.carried}
             if r.error is not None:
-                records.append({"id": r.id, "text": r.text, "error": r.error})
+                records.append({"id": r.id, **carried, "text": r.text, "error": r.error})
                 continue
             prediction, embedding = next(scored)
-            record = {"id": r.id, **prediction.csv_row(), "error": None}
+            record = {"id": r.id, **carried, **prediction.csv_row(), "error": None}
             if self.job.embeddings:
                 record["embedding"] = embedding
             records.append(record)
         return records
 
 
-def output_schema(records: list[dict], embeddings: bool) -> pa.Schema:
-    """The Parquet columns, typed from one real record (so they follow the checkpoint's heads)."""
+def output_schema(record: dict, embeddings: bool, carried: list[pa.Field] = ()) -> pa.Schema:
+    """The Parquet columns: `id`, the input's other columns (`carried`), then the prediction columns typed
+    from one real record (so they follow the checkpoint's heads), `error` and the embedding."""
     types = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
-    fields = [pa.field(k, types[type(v)]) for k, v in records[0].items() if k not in ("error", "embedding")]
+    fields = [pa.field("id", pa.string()), *carried]
+    fields += [pa.field(k, types[type(v)]) for k, v in record.items() if k not in ("id", "error", "embedding")]
     fields.append(pa.field("error", pa.string()))
     if embeddings:
-        fields.append(pa.field("embedding", pa.list_(pa.float32(), len(records[0]["embedding"]))))
+        fields.append(pa.field("embedding", pa.list_(pa.float32(), len(record["embedding"]))))
     return pa.schema(fields)
+
+
+def cell(value: object, kind: pa.DataType) -> object:
+    """An input value as its output column takes it: as it is, or as text in a text column (text_value)."""
+    return text_value(value) if pa.types.is_string(kind) else value
 
 
 # ---- the job -------------------------------------------------------------------------------------------
@@ -242,6 +258,7 @@ def run_job(job: Job, output: str, settings: Settings, address: str | None = Non
     started = time.perf_counter()
     read_config(checkpoint_path(job))  # a wrong --checkpoint fails here, not in every actor
     parts = plan(input_files(job.inputs), job.text_column, job.id_column, job.part_rows)
+    columns = input_schema(parts)  # the inputs' other columns, one type each for the whole job
     out = Output(output)
     out.claim(job)
     done = out.done()
@@ -256,7 +273,8 @@ def run_job(job: Job, output: str, settings: Settings, address: str | None = Non
         summary.actors = min(actors or max(1, cpus // threads), len(todo))
         log.info("%d parts to score (%d done before) on %d actor(s) x %d thread(s), batch %d",
                  len(todo), summary.parts_skipped, summary.actors, threads, batch_size)
-        for result in score_parts(todo, job, output, settings, summary.actors, batch_size, threads, show_progress):
+        for result in score_parts(todo, job, output, settings, summary.actors, batch_size, threads, show_progress,
+                                  columns):
             summary.rows_read += result["rows"]
             summary.rows_written += result["rows"]
             summary.rows_failed += result["errors"]
@@ -267,7 +285,7 @@ def run_job(job: Job, output: str, settings: Settings, address: str | None = Non
 
 
 def score_parts(todo: list[Part], job: Job, output: str, settings: Settings, actors: int, batch_size: int,
-                threads: int, show_progress: bool) -> Iterator[dict]:
+                threads: int, show_progress: bool, columns: pa.Schema | None = None) -> Iterator[dict]:
     """Each part's summary as its file is written: Ray Data streams the parts through the actor pool."""
     import ray
 
@@ -281,7 +299,8 @@ def score_parts(todo: list[Part], job: Job, output: str, settings: Settings, act
         scored = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             PartScorer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads,
             fn_constructor_kwargs=dict(job=asdict(job), output=output, precision=settings.precision,
-                                       backbone=settings.backbone, batch_size=batch_size, threads=threads),
+                                       backbone=settings.backbone, batch_size=batch_size, threads=threads,
+                                       columns=columns),
             **RETRIES)
     with tqdm(total=sum(p.rows for p in todo), unit="row", desc="bulk", disable=not show_progress) as bar:
         for result in scored.iter_rows():

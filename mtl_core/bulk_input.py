@@ -12,6 +12,12 @@ offset). Files are opened through pyarrow's file systems, so a local path and an
 Row ids: the input's own (--id-column), else `FILE:LINE` for .txt/.jsonl and `FILE:ROW` for .csv/.parquet
 (ROW 1 is the first data row). Blank lines of .txt/.jsonl files are not rows; an empty text anywhere else is
 a row with an error.
+
+Other columns: each row also carries its file's columns besides the text and id columns (Part.columns): a
+.csv's header (a column named twice is carried twice, the second with `input_` before its name, a column
+without a name as `column_<position>`), the keys of a .jsonl file's first line (keys that only later lines
+have are not carried), a .parquet file's columns. input_schema gives them one type per name for the whole job,
+so that every part's file has the same columns.
 """
 from __future__ import annotations
 
@@ -22,13 +28,15 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .inputs import InputError
+from .inputs import InputError, column_names
+from .records import carried_names
 
 FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 MAX_ROW_CHARS = 10_000  # a row longer than this is a document, not a sentence: the encoder would read its first ~1,000
@@ -50,6 +58,7 @@ class Part:
     end: int = 0
     row_groups: tuple[int, ...] = ()
     header: tuple[str, ...] = ()  # a CSV file's columns
+    columns: tuple[str, ...] = ()  # the file's other columns (besides text and id), carried to the output
 
     @property
     def output_name(self) -> str:
@@ -63,6 +72,7 @@ class InputRow:
     id: str
     text: str
     error: str | None = None
+    values: dict = field(default_factory=dict)  # Part.columns -> this row's value (a missing one: absent)
 
 
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
@@ -132,7 +142,7 @@ def open_bytes(source: str) -> io.BufferedReader:
 
 
 def cut(source: str, fmt: str, starts: Iterator[tuple[int, int]], part_rows: int, end: list[int],
-        header: tuple[str, ...] = ()) -> list[Part]:
+        header: tuple[str, ...] = (), columns: tuple[str, ...] = ()) -> list[Part]:
     """Parts from (byte offset, number) of each row's start, every `part_rows` rows; end[0]: the file's
     last byte offset, known once `starts` is exhausted."""
     bounds = []  # (start offset, number, rows) of each part
@@ -141,7 +151,7 @@ def cut(source: str, fmt: str, starts: Iterator[tuple[int, int]], part_rows: int
             bounds.append([offset, number, 0])
         bounds[-1][2] += 1
     return [Part(source, fmt, k, rows, number, start,
-                 bounds[k + 1][0] if k + 1 < len(bounds) else end[0], header=header)
+                 bounds[k + 1][0] if k + 1 < len(bounds) else end[0], header=header, columns=columns)
             for k, (start, number, rows) in enumerate(bounds)]
 
 
@@ -159,12 +169,15 @@ def plan_lines(source: str, fmt: str, text_column: str, id_column: str | None, p
 
     parts = cut(source, fmt, starts(), part_rows, end)
     if fmt == "jsonl" and parts:
-        check_json_columns(parts[0], text_column, id_column)
+        keys = check_json_columns(parts[0], text_column, id_column)
+        others = tuple(k for k in keys if k not in (text_column, id_column))
+        parts = [replace(p, columns=others) for p in parts]
     return parts
 
 
-def check_json_columns(part: Part, text_column: str, id_column: str | None) -> None:
-    """The first JSON line must have the columns asked for (later lines without them get an error each)."""
+def check_json_columns(part: Part, text_column: str, id_column: str | None) -> list[str]:
+    """The first JSON line must have the columns asked for (later lines without them get an error each);
+    its keys, which are the file's columns."""
     with open_bytes(part.source) as f:
         line = next(line for line in f if line.strip())
     try:
@@ -172,7 +185,9 @@ def check_json_columns(part: Part, text_column: str, id_column: str | None) -> N
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{part.source}: the first line is not JSON ({err}); .jsonl files hold one JSON object "
                          "per line") from err
-    check_columns(part.source, list(record) if isinstance(record, dict) else [], text_column, id_column)
+    keys = list(record) if isinstance(record, dict) else []
+    check_columns(part.source, keys, text_column, id_column)
+    return keys
 
 
 def check_columns(source: str, columns: list[str], text_column: str, id_column: str | None) -> None:
@@ -229,7 +244,17 @@ def plan_csv(source: str, fmt: str, text_column: str, id_column: str | None, par
                 raise InputError(f"{source} is not a readable CSV file ({err})") from err
             end[0] = lines.offset
 
-        return cut(source, fmt, starts(), part_rows, end, header)
+        others = tuple(name for _, name in csv_other_columns(header, text_column, id_column))
+        return cut(source, fmt, starts(), part_rows, end, header, others)
+
+
+def csv_other_columns(header: tuple[str, ...], text_column: str, id_column: str | None) -> list[tuple[int, str]]:
+    """(position, name) of a CSV file's columns besides the text and id columns (the first column of each of
+    those names), the names made unique (records.carried_names), a column without one `column_<position>`."""
+    skip = {header.index(text_column)} | ({header.index(id_column)} if id_column else set())
+    keep = [i for i in range(len(header)) if i not in skip]
+    names = carried_names([column_names(list(header))[i] for i in keep], ())
+    return list(zip(keep, names, strict=True))
 
 
 def plan_parquet(source: str, fmt: str, text_column: str, id_column: str | None, part_rows: int) -> list[Part]:
@@ -238,14 +263,46 @@ def plan_parquet(source: str, fmt: str, text_column: str, id_column: str | None,
         meta = pq.ParquetFile(f).metadata
         check_columns(source, meta.schema.names, text_column, id_column)
         groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    others = tuple(c for c in meta.schema.to_arrow_schema().names if c not in (text_column, id_column))
     parts, first, pending = [], 0, []
     for g in range(len(groups)):
         pending.append(g)
         count = sum(groups[i] for i in pending)
         if count and (count >= part_rows or g == len(groups) - 1):
-            parts.append(Part(source, fmt, len(parts), count, first + 1, row_groups=tuple(pending)))
+            parts.append(Part(source, fmt, len(parts), count, first + 1, row_groups=tuple(pending), columns=others))
             first, pending = first + count, []
     return parts
+
+
+def input_schema(parts: list[Part]) -> pa.Schema:
+    """The other columns of all the job's files, in the order they first appear, each with one type for the
+    whole job: a .parquet column's own type where every file that has the column agrees on it (a file whose
+    column is all nulls agrees with any), else text, as .csv and .jsonl columns are (text_value)."""
+    types: dict[str, pa.DataType] = {}
+    for part in (p for p in parts if p.index == 0):  # each file's first part: its columns are the file's
+        found = {name: pa.string() for name in part.columns}
+        if part.format == "parquet":
+            fs, path = filesystem(part.source)
+            with fs.open_input_file(path) as f:
+                schema = pq.ParquetFile(f).schema_arrow
+            found = {name: schema.field(name).type for name in part.columns}
+        for name, kind in found.items():
+            known = types.setdefault(name, kind)
+            if pa.types.is_null(known):
+                types[name] = kind
+            elif kind != known and not pa.types.is_null(kind):
+                types[name] = pa.string()
+    return pa.schema([pa.field(name, kind) for name, kind in types.items()])
+
+
+def text_value(value: object) -> str | None:
+    """A carried value in a text column: a string as it is, a JSON value (number, true/false, list, object) as
+    JSON (`7`, `true`, `[1, 2]`), anything else (a date from a .parquet file) as str() writes it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float, list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 # ---- reading one part ----------------------------------------------------------------------------------
@@ -274,12 +331,12 @@ def numbered_lines(part: Part) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def row(row_id: str, text: object, error: str | None = None) -> InputRow:
+def row(row_id: str, text: object, error: str | None = None, values: dict | None = None) -> InputRow:
     """An input row, checked: an error for empty, undecodable, too long or non-text values."""
     if error is None:
         error = row_error(text)
     shown = text if isinstance(text, str) else ("" if text is None else str(text))
-    return InputRow(row_id, printable(shown) if error else shown, error)
+    return InputRow(row_id, printable(shown) if error else shown, error, values or {})
 
 
 def row_error(text: object) -> str | None:
@@ -317,27 +374,35 @@ def read_jsonl(part: Part, text_column: str, id_column: str | None) -> Iterator[
         if not isinstance(record, dict):
             yield row(row_id, decoded(line), "not a JSON object")
             continue
-        yield row(input_id(record, id_column, row_id), record.get(text_column))
+        yield row(input_id(record, id_column, row_id), record.get(text_column),
+                  values={c: record[c] for c in part.columns if c in record})
 
 
 def read_csv(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
     text = part_bytes(part).decode("utf-8", errors="surrogateescape")
     records = (r for r in csv.reader(io.StringIO(text, newline="")) if r)
+    at = part.header.index(text_column)
+    id_at = part.header.index(id_column) if id_column else None
+    others = csv_other_columns(part.header, text_column, id_column)
     for number, values in enumerate(records, part.number):
-        record = dict(zip(part.header, values, strict=False))  # a short row lacks the last columns
-        yield row(input_id(record, id_column, f"{part.source}:{number}"), record.get(text_column, "").strip())
+        values += [""] * (len(part.header) - len(values))  # a short row lacks the last columns; extra ones are dropped
+        row_id = values[id_at] if id_at is not None and values[id_at] else f"{part.source}:{number}"
+        # an undecodable byte in another column is shown as U+FFFD (Parquet takes only UTF-8); the text's is an error
+        yield row(row_id, values[at].strip(), values={name: printable(values[i]) for i, name in others})
 
 
 def read_parquet(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
     fs, path = filesystem(part.source)
-    columns = [text_column] + ([id_column] if id_column else [])
+    columns = [text_column] + ([id_column] if id_column else []) + list(part.columns)
     with fs.open_input_file(path) as f:
         table = pq.ParquetFile(f).read_row_groups(list(part.row_groups), columns=columns)
     texts = table.column(text_column).to_pylist()
     ids = table.column(id_column).to_pylist() if id_column else [None] * len(texts)
-    for number, (text, row_id) in enumerate(zip(texts, ids, strict=True), part.number):
-        yield row(str(row_id) if row_id is not None else f"{part.source}:{number}",
-                  text.strip() if isinstance(text, str) else text)
+    others = {name: table.column(name).to_pylist() for name in part.columns}
+    for i, (text, row_id) in enumerate(zip(texts, ids, strict=True)):
+        yield row(str(row_id) if row_id is not None else f"{part.source}:{part.number + i}",
+                  text.strip() if isinstance(text, str) else text,
+                  values={name: values[i] for name, values in others.items()})
 
 
 def input_id(record: dict, id_column: str | None, fallback: str) -> str:

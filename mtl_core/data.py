@@ -108,8 +108,9 @@ def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m mtl_core.data prepare`: rebuild the data folder from the public originals (datasets.py)."""
-    from .cli import command_parser, run_command  # the command only: cli imports this module
-    from .datasets import REPOSITORIES, download, prepare
+    from .cli import add_data_dir_argument, command_parser, run_command  # the command only: cli imports this module
+    from .datasets import CHECKSUMS, REPOSITORIES, check, download, prepare
+    from .settings import Settings
 
     parser = command_parser("data", "Rebuild intent/, sentiment/ and oos/ from the public originals and check "
                                     "every file's SHA-256.")
@@ -121,9 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                            + ", ".join(f"{r.folder}/ ({r.github})" for r in REPOSITORIES) + " (default: originals)")
     prep.add_argument("--download", action="store_true",
                       help="first download the missing original files from GitHub into --from (needs internet)")
+    verify = commands.add_parser("check", help="check a built data folder's SHA-256s (nothing is written)")
+    add_data_dir_argument(verify)
     args = parser.parse_args(argv)
 
     def work() -> str:
+        if args.command == "check":
+            folder = Path(args.data_dir or Settings.from_env().training_data_dir)
+            differences = check(folder)
+            if differences:
+                raise DataError(f"{folder}: {len(differences)} file(s) differ from the data the reported numbers "
+                                "were measured on:\n  " + "\n  ".join(differences))
+            return f"{folder}: all {len(CHECKSUMS)} files match their SHA-256"
         if args.download:
             download(args.originals)
         differences = prepare(args.out, args.originals)
@@ -136,4 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the package's copy of this module: run as __main__, its DataError would be another class than the
+    # one the command line catches (mtl_core.cli imports mtl_core.data), and a traceback would replace the message.
+    from mtl_core.data import main as package_main
+    raise SystemExit(package_main())

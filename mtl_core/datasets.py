@@ -85,7 +85,8 @@ def source(originals: Path, repository: Repository, file: str) -> Path:
     path = originals / repository.folder / file
     if not path.is_file():
         raise DataError(f"{path} not found: --from must hold {repository.github} as {repository.folder}/ "
-                        f"(git clone https://github.com/{repository.github}), or add --download")
+                        f"(git clone https://github.com/{repository.github} {originals / repository.folder}), "
+                        "or add --download")
     return path
 
 
@@ -160,15 +161,22 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def difference(name: str, data: bytes) -> str | None:
+    digest = sha256(data)
+    return None if digest == CHECKSUMS[name] else f"{name}: SHA-256 {digest}, expected {CHECKSUMS[name]}"
+
+
 def prepare(out: Path, originals: Path) -> list[str]:
     """Write every data file under `out`; return one line per file whose SHA-256 differs (empty: all match)."""
     files = {**build_intent(originals), **build_sentiment(originals), **build_oos(originals)}
-    differences = []
     for name, data in sorted(files.items()):
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        digest = sha256(data)
-        if digest != CHECKSUMS[name]:
-            differences.append(f"{name}: SHA-256 {digest}, expected {CHECKSUMS[name]}")
-    return differences
+    return [d for name, data in sorted(files.items()) if (d := difference(name, data))]
+
+
+def check(folder: Path) -> list[str]:
+    """One line per file of a built data folder that is missing or differs from CHECKSUMS (empty: all match)."""
+    missing = [f"{name}: missing" for name in sorted(CHECKSUMS) if not (folder / name).is_file()]
+    return missing or [d for name in sorted(CHECKSUMS) if (d := difference(name, (folder / name).read_bytes()))]

@@ -19,10 +19,10 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from .config import MAX_TOKENS
+from .settings import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "auto")  # fp32: the default and the source of truth; bf16, auto: see set_precision
 
 
 class BackboneNotFoundError(RuntimeError):

@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint: python -m mtl_core.evaluate [--checkpoint DIR] [--data-dir DIR] [--split test|dev] [--json]"""
+"""Evaluate a checkpoint:
+
+    python -m mtl_core.evaluate [--checkpoint DIR] [--data-dir DIR] [--split test|dev] [--out DIR] [--json]
+"""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     add_checkpoint_argument(parser)
     add_data_dir_argument(parser)
     parser.add_argument("--split", default="test", choices=["test", "dev"])
+    parser.add_argument("--out", help="folder for metrics.json, reports and confusion matrices (default: eval_<split> in "
+                                      "the checkpoint; for the shipped one runs/evaluate/checkpoint/eval_<split>, "
+                                      "never over its committed results)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--cache-dir", help="reuse the training feature cache (e.g. runs/cache) for the frozen part")
     parser.add_argument("--scope", action=argparse.BooleanOptionalAction, default=True,
@@ -36,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> None:
         settings = Settings.from_env()
         report = evaluate_checkpoint(args.checkpoint or settings.checkpoint, args.data_dir or settings.training_data_dir,
-                                     args.split, args.cache_dir, settings.precision, args.scope, settings.backbone)
+                                     args.split, args.cache_dir, settings.precision, args.scope, settings.backbone,
+                                     args.out)
         print(json.dumps(report, indent=2) if args.json else "\n".join(report_lines(report)))
 
     return run_command(work)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from .features import cached_features, store_logits
 from .metrics import expected_calibration_error, task_metrics, uncalibrated
 from .predictor import Predictor
 from .scope_evaluation import scope_report
-from .settings import repo_relative
+from .settings import ROOT, repo_relative
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,27 @@ def class_probabilities(predictor: Predictor, texts: list[str], task: str, cache
     return model.probabilities(task, logits).numpy()
 
 
+def default_output(checkpoint_dir: str | Path, split: str, precision: str) -> Path:
+    """Where an evaluation writes unless told: `eval_<split>` (fp32, the reference) or `eval_<split>_<precision>`
+    beside the checkpoint's weights; for the shipped checkpoint, whose eval_test/ is committed, the same name
+    under runs/evaluate/ instead, so that reproducing never writes over a tracked file."""
+    name = f"eval_{split}" if precision == "fp32" else f"eval_{split}_{precision}"
+    checkpoint = Path(checkpoint_dir).resolve()
+    if checkpoint.is_relative_to(ROOT / "assets"):
+        return ROOT / "runs" / "evaluate" / checkpoint.relative_to(ROOT / "assets") / name
+    return checkpoint / name
+
+
 def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split: str = "test",
                         cache_dir: str | None = None, precision: str = "fp32", with_scope: bool = True,
-                        backbone: str | None = None) -> dict:
+                        backbone: str | None = None, out_dir: str | Path | None = None) -> dict:
     """Metrics of every head on `split`; with cache_dir, the frozen part's outputs come from the feature cache.
-    When the data folder has oos/ (and with_scope), every out-of-scope scorer too (scope_evaluation.py)."""
+    When the data folder has oos/ (and with_scope), every out-of-scope scorer too (scope_evaluation.py).
+    Writes metrics.json, per-class reports and confusion matrices to `out_dir` (default_output when None)."""
     predictor = Predictor.load(checkpoint_dir, backbone, precision=precision)
-    # eval_test/ holds the reference (fp32) figures; another precision writes beside them, never over them
     used = predictor.model.encoder.precision  # bf16 falls back to fp32 on CPUs without it
-    out_dir = Path(checkpoint_dir) / (f"eval_{split}" if used == "fp32" else f"eval_{split}_{used}")
-    out_dir.mkdir(exist_ok=True)
+    out_dir = Path(out_dir) if out_dir else default_output(checkpoint_dir, split, used)
+    out_dir.mkdir(parents=True, exist_ok=True)
     report: dict = {"checkpoint": repo_relative(checkpoint_dir), "split": split, "precision": used, "tasks": {}}
     for task in predictor.model.task_names:
         data = load_task(data_dir, task)
@@ -81,4 +93,5 @@ def evaluate_checkpoint(checkpoint_dir: str | Path, data_dir: str | Path, split:
     if with_scope and (Path(data_dir) / "oos").is_dir():
         report["scope"] = scope_report(predictor, data_dir, split)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {repo_relative(out_dir)}/", file=sys.stderr)
     return report

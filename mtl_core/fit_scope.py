@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         directory = args.checkpoint or settings.checkpoint
         intent = load_task(args.data_dir or settings.training_data_dir, "intent")
-        predictor = Predictor.load(directory, settings.backbone)
+        predictor = Predictor.load(directory, settings.backbone, precision=settings.precision)
         detector = fit_scope(predictor.encoder, intent)
         config = checkpoint.read_config(directory)
         config.head("intent").scope = detector.save(directory)

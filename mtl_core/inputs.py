@@ -1,9 +1,11 @@
-"""Reading user input, with clear errors: sentences (.txt: one per line; .csv: a `text` column) and a task's
-labelled examples (`label: example` lines, or a .csv with `text` and `label` columns)."""
+"""Reading user input, with clear errors: sentences (.txt: one per line; .csv: a `text` column, and the other
+columns beside it, which the predict command carries through) and a task's labelled examples (`label: example`
+lines, or a .csv with `text` and `label` columns)."""
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .settings import MAX_CHARS, MAX_SENTENCES
@@ -44,35 +46,83 @@ def decode_utf8(data: bytes, name: str) -> str:
                          "re-save it as UTF-8") from err
 
 
+def check_header(fields: list[str], columns: tuple[str, ...], name: str) -> None:
+    missing = [c for c in columns if c not in fields]
+    if missing:
+        wanted = " and ".join(f"`{c}`" for c in columns)
+        raise InputError(f"{name} has no {' or '.join(f'`{c}`' for c in missing)} column (columns: {fields[:10]}); "
+                         f"add a header row with {wanted} column{'s' if len(columns) > 1 else ''}")
+
+
 def csv_rows(text: str, name: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
     """The rows of a CSV with a header that has `columns` (other columns are ignored)."""
     try:
         reader = csv.DictReader(io.StringIO(text))
-        fields = reader.fieldnames or []
-        missing = [c for c in columns if c not in fields]
-        if missing:
-            wanted = " and ".join(f"`{c}`" for c in columns)
-            raise InputError(f"{name} has no {' or '.join(f'`{c}`' for c in missing)} column (columns: {fields[:10]}); "
-                             f"add a header row with {wanted} column{'s' if len(columns) > 1 else ''}")
+        check_header(reader.fieldnames or [], columns, name)
         return [{c: from_spreadsheet((row[c] or "").strip()) for c in columns} for row in reader]
     except csv.Error as err:
         raise InputError(f"{name} is not a readable CSV file ({err})") from err
 
 
-def sentences_from_csv(text: str, name: str) -> list[str]:
-    return [row["text"] for row in csv_rows(text, name, ("text",)) if row["text"]]
+def column_names(header: list[str]) -> list[str]:
+    """A header's names, a column without one called `column_<position>` (1 = the first column)."""
+    return [h or f"column_{i}" for i, h in enumerate(header, 1)]
 
 
-def parse_sentences(data: bytes, name: str) -> list[str]:
-    """Sentences from the bytes of a .txt or .csv file called `name`."""
+@dataclass(frozen=True)
+class SentenceTable:
+    """The sentences of a .txt or .csv file and, for a .csv, its other columns: `values[i]` holds the values
+    of `columns` (the header's names but `text`'s, in the file's order) on sentence i's row, as written (no
+    whitespace trimmed). A .txt has no other columns."""
+
+    texts: list[str]
+    columns: list[str] = field(default_factory=list)
+    values: list[list[str]] = field(default_factory=list)
+
+
+def table_from_csv(text: str, name: str) -> SentenceTable:
+    """The sentences of the first column named `text`, each with its row's other values. A row with an empty
+    text is skipped, other columns and all (a blank line is no row); a short row's missing values are empty,
+    values beyond the header are dropped."""
+    try:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        check_header(header, ("text",), name)
+        at = header.index("text")
+        others = [i for i in range(len(header)) if i != at]
+        table = SentenceTable([], [column_names(header)[i] for i in others], [])
+        for record in reader:
+            if not record:
+                continue
+            record += [""] * (len(header) - len(record))
+            sentence = from_spreadsheet(record[at].strip())
+            if sentence:
+                table.texts.append(sentence)
+                table.values.append([record[i] for i in others])
+        return table
+    except csv.Error as err:
+        raise InputError(f"{name} is not a readable CSV file ({err})") from err
+
+
+def parse_table(data: bytes, name: str) -> SentenceTable:
+    """Sentences (and a .csv's other columns) from the bytes of a .txt or .csv file called `name`."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(f"{name}: unsupported file type {suffix or '(none)'!r}; use .txt or .csv")
     text = decode_utf8(data, name)
-    sentences = sentences_from_csv(text, name) if suffix == ".csv" else split_lines(text)
-    if not sentences:
+    if suffix == ".csv":
+        table = table_from_csv(text, name)
+    else:
+        lines = split_lines(text)
+        table = SentenceTable(lines, [], [[] for _ in lines])
+    if not table.texts:
         raise InputError(f"{name} contains no sentences")
-    return sentences
+    return table
+
+
+def parse_sentences(data: bytes, name: str) -> list[str]:
+    """Sentences from the bytes of a .txt or .csv file called `name`."""
+    return parse_table(data, name).texts
 
 
 def clean_text(text: str) -> str:
@@ -118,11 +168,15 @@ def sentences_from_file(path: str | Path, allowed_folder: str | Path | None = No
     return check_count(sentences, f"{path.name}", max_sentences)
 
 
-def read_sentences(path: str | Path) -> list[str]:
+def read_table(path: str | Path) -> SentenceTable:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file {path} does not exist")
-    return parse_sentences(path.read_bytes(), str(path))
+    return parse_table(path.read_bytes(), str(path))
+
+
+def read_sentences(path: str | Path) -> list[str]:
+    return read_table(path).texts
 
 
 # ---- a task's labelled examples -------------------------------------------------------------------------

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from .predictor import Results
 
 TOP_K = 5  # labels listed per task; a head with at most this many labels lists all of them as `probs`
+# The `<task>` cell of an out-of-scope sentence in the CSV downloads and the bulk Parquet: the app's word for it
+# ("— none (closest: Card arrival)") without the dash and the closest label, which has its own column
+# `<task>_closest`: one lowercase word that a filter or a spreadsheet formula can test for.
+NONE_LABEL = "none"
+# An input column that the predict (or bulk) output carries through under the name of one of its own columns
+# (`text`, `intent`, bulk's `id`, ...) gets this prefix, as often as needed to make its name unique.
+INPUT_PREFIX = "input_"
 WORD_CASE = {"atm": "ATM", "pin": "PIN", "id": "ID", "apple": "Apple", "google": "Google",
              "visa": "Visa", "mastercard": "Mastercard"}
 
@@ -71,15 +78,20 @@ class TaskPrediction:
         return record
 
     def csv_fields(self, task: str) -> dict:
-        fields = {task: self.label, f"{task}_score": round(self.score, 4)}
+        """`<task>`: the label, or NONE_LABEL when the detector rejects the sentence (the app's "— none");
+        `<task>_score`: the top label's probability either way (of the closest label when rejected)."""
+        fields = {task: NONE_LABEL if self.rejected else self.label, f"{task}_score": round(self.score, 4)}
         if lists_every_label(len(self.probs)):
             fields.update({f"{task}_{label}": round(p, 4) for label, p in self.probs.items()})
         return fields
 
     def scope_fields(self, task: str) -> dict:
+        """For a head with a detector: `<task>_closest`, the top label on every row (the same as `<task>` when
+        in scope: one column to read whatever the verdict), `<task>_in_scope` (1/0), `<task>_scope_score`."""
         if self.in_scope is None:
             return {}
-        return {f"{task}_in_scope": int(self.in_scope), f"{task}_scope_score": round(self.scope_score, 4)}
+        return {f"{task}_closest": self.label, f"{task}_in_scope": int(self.in_scope),
+                f"{task}_scope_score": round(self.scope_score, 4)}
 
 
 @dataclass(frozen=True)
@@ -119,16 +131,31 @@ class Prediction:
 
 
 def csv_columns(labels: Mapping[str, list[str]], scoped: Sequence[str] = ()) -> list[str]:
-    """The CSV header: text, each task's columns, then `<task>_in_scope` (1/0), `<task>_scope_score`
-    for the heads in `scoped` (those with an out-of-scope detector)."""
+    """The CSV header: text, each task's columns, then `<task>_closest`, `<task>_in_scope` (1/0),
+    `<task>_scope_score` for the heads in `scoped` (those with an out-of-scope detector)."""
     columns = ["text"]
     for task, names in labels.items():
         columns += [task, f"{task}_score"]
         if lists_every_label(len(names)):
             columns += [f"{task}_{label}" for label in names]
     for task in scoped:
-        columns += [f"{task}_in_scope", f"{task}_scope_score"]
+        columns += [f"{task}_closest", f"{task}_in_scope", f"{task}_scope_score"]
     return columns
+
+
+def carried_names(columns: Sequence[str], taken: Sequence[str]) -> list[str]:
+    """The output names of an input's other columns, in their order: each keeps its name unless one of the
+    output's own columns (`taken`) or an earlier carried column has it; then it gets INPUT_PREFIX, again until
+    the name is free (`text` -> `input_text`; with an `input_text` column in the input too: `input_input_text`).
+    Nothing is ever overwritten."""
+    taken, given, names = set(taken), set(columns), []
+    for name in columns:
+        if name in taken or name in names:
+            name = INPUT_PREFIX + name
+            while name in taken or name in given or name in names:
+                name = INPUT_PREFIX + name
+        names.append(name)
+    return names
 
 
 def task_prediction(probs: np.ndarray, labels: list[str], scope_score: float | None = None,
@@ -154,10 +181,20 @@ def predictions(results: "Results") -> list[Prediction]:
 
 
 def write_csv(rows: list[Prediction], labels: Mapping[str, list[str]], path: str | Path,
-              scoped: Sequence[str] = ()) -> None:
+              scoped: Sequence[str] = (), other_columns: Sequence[str] = (),
+              other_values: Sequence[Sequence] | None = None) -> None:
     """The predictions as CSV with csv_columns(labels, scoped): the predict command's output and the app's
-    download; a text that a spreadsheet would run as a formula is written as text (inputs.spreadsheet_safe)."""
+    download. `other_columns`: the input's columns besides its text, carried through before the prediction
+    columns (named by carried_names), with `other_values[i]` the values of row i. Any text that a
+    spreadsheet would run as a formula, carried cells included, is written as text (inputs.spreadsheet_safe)."""
+    columns = csv_columns(labels, scoped)
+    names = carried_names(other_columns, columns)
+    values = other_values if other_values is not None else [()] * len(rows)
+    if len(values) != len(rows):
+        raise ValueError(f"{len(values)} rows of input columns for {len(rows)} predictions")
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=csv_columns(labels, scoped))
+        writer = csv.DictWriter(f, fieldnames=names + columns)
         writer.writeheader()
-        writer.writerows({k: spreadsheet_safe(v) for k, v in p.csv_row().items()} for p in rows)
+        for p, carried in zip(rows, values, strict=True):
+            row = {**dict(zip(names, carried, strict=True)), **p.csv_row()}
+            writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = ROOT / "assets" / "checkpoint"
 DEFAULT_DATA_DIR = ROOT / "data"  # what `python -m mtl_core.data prepare --out data` writes
 MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
+PRECISIONS = ("fp32", "bf16", "auto")  # fp32: the default and the source of truth; bf16, auto: encoder.set_precision
 MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing
 
 
@@ -49,6 +50,12 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     if not (sep and user and password):
         raise SettingsError("MTL_AUTH must look like user:password")
     return user, password
+
+
+def parse_precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise SettingsError(f"MTL_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
 
 
 def parse_int(name: str, value: str | None, default: int, minimum: int = 1) -> int:
@@ -83,7 +90,7 @@ class Settings:
         return cls(data_dir=Path(data_dir) if data_dir else None,
                    checkpoint=Path(env.get("MTL_CHECKPOINT") or DEFAULT_CHECKPOINT),
                    backbone=env.get("MTL_BACKBONE") or None,
-                   precision=env.get("MTL_PRECISION") or default_precision,
+                   precision=parse_precision(env.get("MTL_PRECISION") or default_precision),
                    concurrency=parse_int("MTL_CONCURRENCY", env.get("MTL_CONCURRENCY"), 2),
                    auth=parse_auth(env.get("MTL_AUTH")),
                    host=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",

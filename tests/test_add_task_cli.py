@@ -83,10 +83,11 @@ def test_predict_on_the_new_checkpoint_writes_the_task_columns_in_their_place(ad
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert list(rows[0]) == DOCUMENTED_COLUMNS + [NAME, f"{NAME}_score", f"{NAME}_low", f"{NAME}_high",
-                                                  f"{NAME}_in_scope", f"{NAME}_scope_score"]
+                                                  f"{NAME}_closest", f"{NAME}_in_scope", f"{NAME}_scope_score"]
     assert [r["text"] for r in rows] == ["can wait", "help me right now"]
     for r in rows:
-        assert r[NAME] in ("low", "high") and r[f"{NAME}_in_scope"] in ("0", "1")
+        assert r[f"{NAME}_closest"] in ("low", "high") and r[f"{NAME}_in_scope"] in ("0", "1")
+        assert r[NAME] == (r[f"{NAME}_closest"] if r[f"{NAME}_in_scope"] == "1" else "none")  # as the app's "— none"
         assert float(r[f"{NAME}_score"]) == max(float(r[f"{NAME}_low"]), float(r[f"{NAME}_high"]))
         assert abs(float(r[f"{NAME}_low"]) + float(r[f"{NAME}_high"]) - 1) < 1e-3
     assert rows[0][f"{NAME}_in_scope"] == "1"  # an example itself
@@ -169,4 +170,5 @@ def test_a_legacy_checkpoint_with_a_top_level_scope_keeps_its_detector(tiny_chec
     src.write_text("can wait\n", encoding="utf-8")
     assert run_cli("predict", "--input", src, "--output", target, "--checkpoint", out).returncode == 0
     header = next(csv.reader(target.open(encoding="utf-8")))
-    assert header[-4:] == ["intent_in_scope", "intent_scope_score", f"{NAME}_in_scope", f"{NAME}_scope_score"]
+    assert header[-6:] == ["intent_closest", "intent_in_scope", "intent_scope_score",
+                           f"{NAME}_closest", f"{NAME}_in_scope", f"{NAME}_scope_score"]

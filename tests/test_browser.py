@@ -110,7 +110,8 @@ def test_downloads_are_built_when_opened_and_follow_each_analyse_while_open(page
         page.locator(f"#downloads [aria-label='{name}']").wait_for()
     href = page.locator("#downloads a[download='results.csv']").get_attribute("href")
     rows = page.request.get(href).text().splitlines()
-    assert rows[0].split(",") == DOCUMENTED_COLUMNS + ["intent_in_scope", "intent_scope_score"] and len(rows) == 4
+    assert rows[0].split(",") == DOCUMENTED_COLUMNS + ["intent_closest", "intent_in_scope", "intent_scope_score"] \
+        and len(rows) == 4
     analyse(page, "\n".join(SENTENCES), f"Analysed {len(SENTENCES)} sentences")  # open: the files follow
     page.wait_for_function("""(old) => {
         const a = document.querySelector("#downloads a[download='results.csv']");

@@ -15,7 +15,7 @@ import pytest
 
 from mtl_core import checkpoint, predict
 from mtl_core.bulk import BulkError, Job, run_job
-from mtl_core.bulk_input import MAX_ROW_CHARS, input_files, plan, read_part
+from mtl_core.bulk_input import MAX_ROW_CHARS, input_files, input_schema, plan, read_part, text_value
 from mtl_core.inputs import InputError, spreadsheet_safe
 from mtl_core.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
@@ -51,9 +51,10 @@ def write_inputs(folder):
                                    + b"\ncaf\xe9 au lait\nwhere is my refund")
     (folder / "b.csv").write_text('id,text,channel\n7,"where is my money, please",email\n8,,chat\n'
                                   '9,"two\nlines",chat\n10,=1+2,web\n', encoding="utf-8")
-    (folder / "c.jsonl").write_text('{"text": "exchange rate?"}\nnot json\n\n{"text": null}\n[1, 2]\n{"text": "top up"}\n')
+    (folder / "c.jsonl").write_text('{"text": "exchange rate?", "lang": "en"}\nnot json\n\n{"text": null, "lang": "de"}\n'
+                                    '[1, 2]\n{"text": "top up", "lang": 5, "later": "not a column"}\n')
     texts = ["top up failed", None, "refund please", "  ", "card frozen", "hello there"]
-    pq.write_table(pa.table({"text": texts}), folder / "d.parquet", row_group_size=2)
+    pq.write_table(pa.table({"n": list(range(1, 7)), "text": texts}), folder / "d.parquet", row_group_size=2)
     a, b, c, d = (str(folder / n) for n in ("a.txt", "b.csv", "c.jsonl", "d.parquet"))
     return {f"{a}:1": None, f"{a}:3": None, f"{a}:4": "characters", f"{a}:5": "not UTF-8", f"{a}:6": None,
             f"{b}:1": None, f"{b}:2": "empty", f"{b}:3": None, f"{b}:4": None,
@@ -68,6 +69,11 @@ def output_rows(folder) -> list[dict]:
 
 def sorted_by_id(folder) -> list[dict]:
     return sorted(output_rows(folder), key=lambda r: r["id"])
+
+
+def shown(value) -> str:
+    """A Parquet value as the predict command's CSV writes it: formulas guarded, nothing for a null."""
+    return "" if value is None else str(spreadsheet_safe(value))
 
 
 def job_for(inputs, ckpt, part_rows=2, **kwargs) -> Job:
@@ -94,6 +100,29 @@ def test_parts_are_cut_at_the_same_rows_every_time_and_read_back_every_row_once(
     texts = {r.id: r.text for r in rows}
     assert texts[files[1] + ":3"] == "two\nlines"  # a quoted newline stays in its record and its part
     assert texts[files[0] + ":5"] == "caf\ufffd au lait"  # an undecodable byte is shown, not dropped
+    values = {r.id: r.values for r in rows}  # each row's other columns, bad rows too
+    assert [p.columns for p in parts if p.index == 0] == [(), ("id", "channel"), ("lang",), ("n",)]
+    assert values[files[1] + ":2"] == {"id": "8", "channel": "chat"}  # an empty text
+    assert values[files[2] + ":4"] == {"lang": "de"} and values[files[2] + ":6"] == {"lang": 5}  # `later`: not a column
+    assert values[files[2] + ":2"] == {} and values[files[3] + ":2"] == {"n": 2}
+    schema = input_schema(parts)  # one type per column for every part's file
+    assert list(zip(schema.names, schema.types)) == [("id", pa.string()), ("channel", pa.string()),
+                                                      ("lang", pa.string()), ("n", pa.int64())]
+
+
+def test_other_columns_of_csv_and_parquet_files(tmp_path):
+    (tmp_path / "t.csv").write_bytes(b"ticket,text,note,,note\nT-1,hello,a,b,c\nT-2,hi,caf\xe9\n")
+    parts = plan([str(tmp_path / "t.csv")], "text", "ticket")
+    assert parts[0].columns == ("note", "column_4", "input_note")  # the id column is `id`; a name twice: prefixed
+    rows = read_part(parts[0], "text", "ticket")
+    assert [r.values for r in rows] == [{"note": "a", "column_4": "b", "input_note": "c"},
+                                        {"note": "caf\ufffd", "column_4": "", "input_note": ""}]
+    assert text_value(5) == "5" and text_value(True) == "true" and text_value({"a": [1]}) == '{"a": [1]}'
+    pq.write_table(pa.table({"text": ["a"], "n": [1.5], "tag": [None]}), tmp_path / "x.parquet")
+    pq.write_table(pa.table({"text": ["b"], "n": [2], "tag": ["t"]}), tmp_path / "y.parquet")
+    schema = input_schema(plan([str(tmp_path / "x.parquet"), str(tmp_path / "y.parquet")], "text", None))
+    # the files disagree on n (double, int64): text; an all-null column agrees with any type
+    assert list(zip(schema.names, schema.types)) == [("n", pa.string()), ("tag", pa.string())]
 
 
 def test_the_input_id_column_is_used(tmp_path):
@@ -139,17 +168,31 @@ def test_bulk_scores_every_row_once_with_the_predict_commands_values(local_ray, 
         want = expected[r["id"]]
         assert (r["error"] is None) if want is None else (want in r["error"]), r
 
+    carried = ["input_id", "channel", "lang", "n"]  # the inputs' other columns; b.csv's `id` would clash with ours
+    by_id = {r["id"]: r for r in rows}
+    b, c, d = (str(tmp_path / "in" / n) for n in ("b.csv", "c.jsonl", "d.parquet"))
+    assert [by_id[f"{b}:{i}"]["input_id"] for i in (1, 2)] == ["7", "8"] and by_id[f"{b}:2"]["channel"] == "chat"
+    assert by_id[f"{c}:4"]["lang"] == "de" and by_id[f"{c}:6"]["lang"] == "5"  # a JSON number as text
+    assert by_id[f"{d}:2"]["n"] == 2 and by_id[f"{d}:2"]["error"] == "empty"  # a bad row keeps its columns
+    assert pq.read_schema(next((tmp_path / "out").glob("d-*.parquet"))).field("n").type == pa.int64()
+
     good = [r for r in rows if r["error"] is None]
     with open(tmp_path / "sentences.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["text"]] + [[r["text"]] for r in good])
+        csv.writer(f).writerows([[*carried, "text"]] + [[shown(r[k]) for k in [*carried, "text"]] for r in good])
     assert predict.main(["--input", str(tmp_path / "sentences.csv"), "--output", str(tmp_path / "p.csv"),
                          "--checkpoint", str(checkpoint_with_task)]) == 0
     predicted = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
     columns = list(predicted[0])
-    assert columns[:2] == ["text", "intent"] and "urgency" in columns and "urgency_in_scope" in columns
+    assert columns[:6] == [*carried, "text", "intent"] and "urgency" in columns and "urgency_in_scope" in columns
     assert list(rows[0]) == ["id", *columns, "error"]  # the predict command's columns, between id and error
     for r, p in zip(sorted(good, key=lambda r: r["text"]), sorted(predicted, key=lambda p: p["text"]), strict=True):
-        assert {k: str(spreadsheet_safe(r[k])) for k in columns} == p  # the CSV guards formulas, Parquet needs not
+        assert {k: shown(r[k]) for k in columns} == p  # the CSV guards formulas, Parquet needs not
+
+    # out of scope for the task's detector: `none`, the closest label in its own column
+    assert {r["urgency_in_scope"] for r in good} == {0, 1}
+    for r in good:
+        assert r["urgency_closest"] in URGENCY and r["urgency_score"] == r[f"urgency_{r['urgency_closest']}"]
+        assert r["urgency"] == (r["urgency_closest"] if r["urgency_in_scope"] else "none")
 
 
 def test_embeddings_are_the_predictors(local_ray, tiny_checkpoint, tmp_path):

@@ -167,12 +167,13 @@ def test_each_candidate_head_reloads_bit_exactly_and_shows_everywhere(tiny_check
     assert table_headers(reloaded.labels)[-2:] == ["urgency", "urgency confidence"]
     row = new[0].csv_row()
     assert list(row) == csv_columns(reloaded.labels, reloaded.scoped_heads)
-    assert list(row)[-6:] == ["urgency", "urgency_score", "urgency_low", "urgency_high",
-                              "urgency_in_scope", "urgency_scope_score"]
+    assert list(row)[-7:] == ["urgency", "urgency_score", "urgency_low", "urgency_high",
+                              "urgency_closest", "urgency_in_scope", "urgency_scope_score"]
     path = tmp_path / "out.csv"
     write_csv(new, reloaded.labels, path, reloaded.scoped_heads)
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert [r["urgency"] for r in rows] == [p["urgency"].label for p in new]
+    assert [r["urgency_closest"] for r in rows] == [p["urgency"].label for p in new]
+    assert [r["urgency"] for r in rows] == [p["urgency"].label if p["urgency"].in_scope else "none" for p in new]
 
 
 def test_the_knn_head_stores_its_examples(tiny_checkpoint, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from mtl_core.inputs import InputError, parse_sentences
+from mtl_core.inputs import InputError, parse_sentences, parse_table
 from mtl_core.predictor import Predictor
 
 from conftest import INTENTS
@@ -44,6 +44,14 @@ def test_parse_sentences(name, data, expected):
     assert parse_sentences(data, name) == expected
 
 
+def test_parse_table_keeps_the_other_columns_in_their_order():
+    table = parse_table("\ufeffid,text,,text\n1,a,x,b\n2,,y,c\n3,=d,z\n".encode(), "a.csv")
+    assert table.texts == ["a", "=d"]  # the first `text` column; a row without a text is skipped
+    assert table.columns == ["id", "column_3", "text"]  # a second `text` is another column (written as input_text)
+    assert table.values == [["1", "x", "b"], ["3", "z", ""]]
+    assert parse_table(b"one\ntwo\n", "a.txt").columns == []
+
+
 @pytest.mark.parametrize("name, data, match", [
     ("a.txt", b"\n \n", "contains no sentences"),
     ("a.csv", b"sentence\nhello\n", "no `text` column"),
@@ -74,8 +82,78 @@ def test_predict_cli_writes_the_documented_columns(tiny_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "UNTRAINED" in result.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert list(rows[0]) == DOCUMENTED_COLUMNS
-    assert [r["text"] for r in rows] == ["I love <b>this</b>", "my card is lost"]
+    assert list(rows[0]) == ["other", *DOCUMENTED_COLUMNS]  # the input's other column first
+    assert [(r["other"], r["text"]) for r in rows] == [("x", "I love <b>this</b>"), ("y", "my card is lost")]
+    src = tmp_path / "in.txt"
+    src.write_text("I love <b>this</b>\nmy card is lost\n", encoding="utf-8")
+    assert run_cli("predict", "--input", src, "--output", out, "--checkpoint", tiny_checkpoint).returncode == 0
+    assert list(next(csv.reader(out.open(encoding="utf-8")))) == DOCUMENTED_COLUMNS  # a .txt has no other columns
+
+
+def test_predict_cli_carries_the_inputs_other_columns_row_by_row(tiny_checkpoint, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text,channel,intent,note,\n"
+                   '7,my card is lost,email,card_arrival,=1+2,x\n'
+                   "8,,chat,refund,skipped,x\n"  # no text: skipped, its other columns with it
+                   "\n"
+                   '9,"  great app  ",web,,-5,x\n'
+                   "10,hello\n", encoding="utf-8")  # a short row: its missing values are empty
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", "--input", src, "--output", out, "--checkpoint", tiny_checkpoint)
+    assert result.returncode == 0, result.stderr
+    reader = csv.DictReader(out.open(encoding="utf-8"))
+    # in their input order, before the predictions; `intent` would clash with the prediction: input_intent
+    assert reader.fieldnames == ["id", "channel", "input_intent", "note", "column_6", *DOCUMENTED_COLUMNS]
+    rows = list(reader)
+    assert [(r["id"], r["text"], r["channel"], r["input_intent"], r["note"], r["column_6"]) for r in rows] == [
+        ("7", "my card is lost", "email", "card_arrival", "'=1+2", "x"),  # a formula stays text here too
+        ("9", "great app", "web", "", "'-5", "x"),
+        ("10", "hello", "", "", "", "")]
+    assert all(r["intent"] in INTENTS for r in rows)  # the prediction, not the input's column
+
+
+def test_predict_cli_writes_none_for_an_out_of_scope_sentence_and_its_closest_label(scoped_task_checkpoint, tmp_path):
+    checkpoint, inside, outside = scoped_task_checkpoint
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(f"ticket,text\nA,{inside}\nB,{outside}\n", encoding="utf-8")
+    result = run_cli("predict", "--input", src, "--output", out, "--checkpoint", checkpoint)
+    assert result.returncode == 0, result.stderr
+    reader = csv.DictReader(out.open(encoding="utf-8"))
+    assert reader.fieldnames == ["ticket", *DOCUMENTED_COLUMNS, "urgency", "urgency_score", "urgency_urgent",
+                                 "urgency_later", "urgency_closest", "urgency_in_scope", "urgency_scope_score"]
+    a, b = list(reader)
+    assert (a["ticket"], a["urgency_in_scope"], b["ticket"], b["urgency_in_scope"]) == ("A", "1", "B", "0")
+    assert a["urgency"] == a["urgency_closest"] in URGENCY
+    assert b["urgency"] == "none" and b["urgency_closest"] in URGENCY
+    assert float(b["urgency_score"]) == float(b[f"urgency_{b['urgency_closest']}"])  # the closest label's probability
+
+
+URGENCY = {"urgent": ["my account is blocked right now", "someone is stealing my money", "card stolen this minute",
+                      "fraud on my account now"],
+           "later": ["how do I change my address", "what are your opening hours", "can I get a paper statement",
+                     "which currencies do you support"]}
+
+
+@pytest.fixture(scope="module")
+def scoped_task_checkpoint(tiny_checkpoint, tmp_path_factory):
+    """The tiny checkpoint plus a task from examples, its out-of-scope threshold set between the scores of two
+    sentences: (folder, a sentence in scope, one out of scope)."""
+    import json
+
+    from mtl_core import checkpoint
+
+    predictor = Predictor.load(tiny_checkpoint)
+    predictor.add_task("urgency", [t for ex in URGENCY.values() for t in ex],
+                       [label for label, ex in URGENCY.items() for _ in ex])
+    folder = checkpoint.save(predictor.model, tmp_path_factory.mktemp("scoped_task"), predictor.scopes)
+    inside, outside = URGENCY["urgent"][0], "zzqx vortex plumbing haiku"
+    scores = predictor.run([inside, outside]).scope_scores["urgency"]
+    assert scores[0] > scores[1]  # an example itself is closer to the examples
+    config = json.loads((folder / "config.json").read_text())
+    head = next(h for h in config["heads"] if h["name"] == "urgency")
+    head["scope"]["threshold"] = float(scores[0] + scores[1]) / 2
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder, inside, outside
 
 
 def test_embed_cli_writes_npy(tiny_backbone_dir, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 
 from mtl_core.config import HeadConfig
 from mtl_core.model import MultiTaskModel
@@ -48,3 +49,66 @@ def test_every_shape_carries_the_same_numbers(tiny_checkpoint):
     assert row["intent"] == first["intent"].label and row["intent_score"] == round(first["intent"].score, 4)
     assert first.table_row(1)[3] == round(first["intent"].score, 3)
     assert first.to_api()["sentiment"]["probs"] == first["sentiment"].probs
+
+
+# ---- an out-of-scope row in the CSV, and an input's other columns --------------------------------------
+
+def rejected_and_accepted() -> list:
+    from mtl_core.records import Prediction, TaskPrediction
+
+    sentiment = TaskPrediction("positive", 0.5, {"negative": 0.2, "neutral": 0.3, "positive": 0.5})
+    probs = {"card_arrival": 0.6, "age_limit": 0.4}
+    return [Prediction("I love pizza.", {"intent": TaskPrediction("card_arrival", 0.6, probs, False, 0.2),
+                                         "sentiment": sentiment}, False),
+            Prediction("where is my card", {"intent": TaskPrediction("card_arrival", 0.6, probs, True, 0.9),
+                                            "sentiment": sentiment}, False)]
+
+
+def test_an_out_of_scope_row_says_none_as_the_app_does_with_the_closest_label_beside_it(tmp_path):
+    from mtl_core.records import NONE_LABEL
+
+    rejected, accepted = rejected_and_accepted()
+    row = rejected.csv_row()
+    assert row["intent"] == NONE_LABEL == "none" and row["intent_closest"] == "card_arrival"
+    assert row["intent_score"] == 0.6  # the closest label's probability, as the app's confidence
+    assert (row["intent_in_scope"], row["intent_scope_score"]) == (0, 0.2)
+    assert rejected.table_row(1)[2] == f"— {NONE_LABEL} (closest: Card arrival)"  # the app's words for the same
+    assert accepted.csv_row()["intent"] == accepted.csv_row()["intent_closest"] == "card_arrival"
+    assert "sentiment_closest" not in row  # a head without a detector: its label is always its answer
+    labels = {"intent": ["card_arrival", "age_limit"], "sentiment": ["negative", "neutral", "positive"]}
+    columns = csv_columns(labels, ["intent"])
+    assert list(row) == columns
+    assert columns[:len(csv_columns(labels))] == csv_columns(labels)  # the columns before the scope ones never move
+    assert columns[-3:] == ["intent_closest", "intent_in_scope", "intent_scope_score"]
+    path = tmp_path / "out.csv"
+    write_csv([rejected, accepted], labels, path, ["intent"])
+    written = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert [(r["intent"], r["intent_closest"], r["intent_in_scope"]) for r in written] == [
+        ("none", "card_arrival", "0"), ("card_arrival", "card_arrival", "1")]
+
+
+@pytest.mark.parametrize("columns, taken, expected", [
+    (["id", "channel"], ["text", "intent"], ["id", "channel"]),
+    (["intent", "text", "note"], ["text", "intent"], ["input_intent", "input_text", "note"]),
+    (["intent", "input_intent"], ["intent"], ["input_input_intent", "input_intent"]),  # the input's own keeps its name
+    (["id", "id"], ["text"], ["id", "input_id"]),  # a name twice: the second is prefixed
+    ([], ["text"], []),
+])
+def test_an_input_column_never_takes_an_output_columns_name(columns, taken, expected):
+    from mtl_core.records import carried_names
+
+    names = carried_names(columns, taken)
+    assert names == expected and not set(names) & set(taken) and len(set(names)) == len(names)
+
+
+def test_write_csv_puts_the_inputs_other_columns_first_spreadsheet_safe(tmp_path):
+    rows = rejected_and_accepted()
+    labels = {"intent": ["card_arrival", "age_limit"], "sentiment": ["negative", "neutral", "positive"]}
+    path = tmp_path / "out.csv"
+    write_csv(rows, labels, path, ["intent"], ["id", "intent", "note"], [["7", "refund", "=1+2"], ["8", "", "ok"]])
+    written = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert list(written[0]) == ["id", "input_intent", "note", *csv_columns(labels, ["intent"])]
+    assert [(r["id"], r["input_intent"], r["note"], r["intent"]) for r in written] == [
+        ("7", "refund", "'=1+2", "none"), ("8", "", "ok", "card_arrival")]
+    with pytest.raises(ValueError, match="1 rows of input columns for 2 predictions"):
+        write_csv(rows, labels, path, ["intent"], ["id"], [["7"]])

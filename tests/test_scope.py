@@ -110,8 +110,10 @@ def test_every_output_carries_the_decision(scoped_checkpoint, tmp_path):
     write_csv(found, predictor.labels, path, predictor.scoped_heads)
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     assert list(rows[0]) == csv_columns(predictor.labels, ["intent"])
-    assert list(rows[0])[-2:] == ["intent_in_scope", "intent_scope_score"]
+    assert list(rows[0])[-3:] == ["intent_closest", "intent_in_scope", "intent_scope_score"]
     assert [r["intent_in_scope"] for r in rows] == [str(int(p["intent"].in_scope)) for p in found]
+    assert [r["intent_closest"] for r in rows] == [p["intent"].label for p in found]
+    assert [r["intent"] for r in rows] == [p["intent"].label if p["intent"].in_scope else "none" for p in found]
 
 
 def test_a_rejected_sentence_reads_as_none_in_the_table():
@@ -144,7 +146,7 @@ def test_broken_scope_files_are_a_clear_checkpoint_error(scoped_checkpoint, tmp_
         Predictor.load(broken)
 
 
-def test_predict_cli_adds_the_two_scope_columns_at_the_end(scoped_checkpoint, tmp_path):
+def test_predict_cli_adds_the_scope_columns_at_the_end(scoped_checkpoint, tmp_path):
     import csv
     import subprocess
     import sys
@@ -157,4 +159,4 @@ def test_predict_cli_adds_the_two_scope_columns_at_the_end(scoped_checkpoint, tm
                              "--checkpoint", str(scoped_checkpoint)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     header = list(csv.DictReader(out.open(encoding="utf-8")).fieldnames)
-    assert header == DOCUMENTED_COLUMNS + ["intent_in_scope", "intent_scope_score"]
+    assert header == DOCUMENTED_COLUMNS + ["intent_closest", "intent_in_scope", "intent_scope_score"]
