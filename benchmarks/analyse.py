@@ -18,7 +18,8 @@ stages are timed by wrapping the functions the handlers call (here, not in the a
 "model pass" = tokenize + encoder + heads + scope, the denominator of the target "analyse event <= 1.3x the
 model pass". --label names the run (e.g. "before" and "after" a change): runs with other labels stay in
 the JSON file (default benchmarks/analyse_results.json; --quick: runs/analyse_quick.json), and the table of
-every run is written into benchmarks/RESULTS.md as its own section (--quick: printed only).
+every run is written into the RESULTS.md beside the JSON (by default benchmarks/RESULTS.md) as its own section
+(--quick: printed only).
 """
 from __future__ import annotations
 
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     runs[args.label] = report
     write_results(args.out, runs, markdown(runs))
     if not args.quick:
-        write_section(ROOT / "benchmarks" / "RESULTS.md", "analyse", markdown(runs))
+        write_section(args.out.parent / "RESULTS.md", "analyse", markdown(runs))  # beside the JSON
 
 
 def revision() -> str:

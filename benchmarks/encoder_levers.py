@@ -16,7 +16,7 @@ Then the model pass the app runs (encoder, task layers, heads, scope) in bf16 wi
 --task-layers-only measures just that and keeps the rest of the JSON file.
 
 Writes JSON (default benchmarks/encoder_levers_results.json; --quick: runs/encoder_levers_quick.json) and the
-table as a section of benchmarks/RESULTS.md (not with --quick).
+table as a section of the RESULTS.md beside the JSON (by default benchmarks/RESULTS.md; not with --quick).
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ import torch
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results, write_section
 from benchmarks.run import flops_per_sentence, load_sentences, machine_info, matmul_peak_gflops, min_cosine, time_alternating
 from mtl_core.encoder import SentenceEncoder, native_bf16, run_layers
-from mtl_core.settings import ROOT
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -199,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
             results["task_layers"] = task_layers_in_bf16(texts, 2 if args.quick else 6, 100 if args.quick else 1000)
     write_results(args.out, results, markdown(results))
     if not args.quick:
-        write_section(ROOT / "benchmarks" / "RESULTS.md", "encoder-levers", markdown(results))
+        write_section(args.out.parent / "RESULTS.md", "encoder-levers", markdown(results))  # beside the JSON
 
 
 if __name__ == "__main__":

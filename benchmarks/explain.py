@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from benchmarks.output import write_results
 from mtl_core.data import TASKS, load_task
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> dict:
     explain(predictor.model, predictor.encoder, ["warm up"], TASKS[0])  # first-call costs out of the timings
     for task in TASKS:
         texts = sample_sentences(args.data_dir, task, args.sentences, args.seed)
-        rows = [measure_sentence(predictor, t, task, rng) for t in texts if segment_words(predictor.encoder, t).words]
+        texts = [t for t in texts if segment_words(predictor.encoder, t).words]
+        rows = [measure_sentence(predictor, t, task, rng) for t in tqdm(texts, desc=f"explaining {task}", unit="sentence")]
         results["tasks"][task] = summarise(rows)
     results["load_average_after"] = os.getloadavg()[0]  # timings mean little unless both are well under the cores
     return results

@@ -386,7 +386,9 @@ def app_section(precision: str, texts: list[str], settings: Settings, data_dir: 
         result["latency"] = {str(size): latency(client, texts, size, repeats)
                              for size, repeats in settings.app_repeats.items()}
         result["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
-        result["command"] = " ".join([f"MTL_PRECISION={precision}", "python", "app.py", *server.command[2:]])
+        # the data folder is this machine's (MTL_DATA_DIR), not part of the result: left out of the record
+        command = " ".join(server.command[2:]).replace(f" --data-dir {data_dir}", "").replace(f"--data-dir {data_dir}", "")
+        result["command"] = " ".join([f"MTL_PRECISION={precision}", "python", "app.py", command]).rstrip()
     return result
 
 
@@ -599,8 +601,9 @@ def run(args: argparse.Namespace) -> dict:
                      "machine": machine_info(), "settings": asdict(settings), "load_checks": [], "notes": []}
 
     def wanted(section: str) -> bool:
-        """Whether to run `section`; if so, note who else is using the machine as it starts."""
+        """Whether to run `section`; if so, say so (the run takes ~10 min) and note who else is using the machine."""
         if section not in args.skip:
+            print(f"benchmark section: {section}", file=sys.stderr, flush=True)
             results["load_checks"].append(load_check(section))
         return section not in args.skip
 

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModel
 
 from benchmarks.run import load_sentences
-from experiments import save_result
+from experiments import add_results_argument, save_result
 from mtl_core.encoder import SentenceEncoder
 from mtl_core.settings import Settings
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sentences", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)
+    add_results_argument(p)
     args = p.parse_args(argv)
     reference = SentenceEncoder.load()
     texts = load_sentences(Settings.from_env().training_data_dir, None)[:args.sentences]
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               for name, (layers, hidden, params, average, banking, tweet, s_avg, s_tasks) in PUBLISHED.items()}
     save_result("encoder_sizes", {"command": " ".join(["python", "-m", "experiments.encoder_sizes", *sys.argv[1:]]),
                                   "sentences": len(texts), "torch_threads": torch.get_num_threads(),
-                                  "sources": SOURCES, "models": models})
+                                  "sources": SOURCES, "models": models}, args.results_dir)
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -38,6 +39,7 @@ K_GRID = [1, 5, 10, 25, 50]
 
 def best_on_dev(task: str, make, grid: list, features: dict[str, object], data: TaskData) -> dict:
     """Fit one model per grid value on train, keep the best on dev, then score it once on test."""
+    print(f"{task}: {make.__name__} over {grid} ...", file=sys.stderr, flush=True)
     started, scores, models = time.perf_counter(), {}, {}
     for value in grid:
         models[value] = make(value).fit(features["train"], data.train.labels)

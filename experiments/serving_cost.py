@@ -54,7 +54,8 @@ def measure(n: int, repeats: int, batch_size: int = 64) -> dict:
     texts = load_sentences(Settings.from_env().training_data_dir, None)[:n]
     batches = [encoder.tokenize(texts[i:i + batch_size]) for i in range(0, n, batch_size)]
     seconds: dict[str, list[float]] = {name: [] for name in SETUPS}
-    for _ in range(repeats):
+    for round_number in range(1, repeats + 1):
+        print(f"round {round_number}/{repeats}: {len(SETUPS)} setups x {n} sentences", file=sys.stderr, flush=True)
         for name, (_, run) in SETUPS.items():
             started = time.perf_counter()
             for batch in batches:

@@ -69,7 +69,7 @@ def same_numbers(name: str, reproduced: Path, committed: Path, tolerance: float 
 
 
 def shipped_metrics(output: Path) -> list[Row]:
-    return same_numbers("shipped checkpoint", output / "metrics.json", COMMITTED_EVAL)
+    return same_numbers("shipped checkpoint", output, COMMITTED_EVAL)
 
 
 def step1(output: Path) -> list[Row]:
@@ -77,7 +77,7 @@ def step1(output: Path) -> list[Row]:
 
 
 def retrained(output: Path) -> list[Row]:
-    ours, committed = json.loads((output / "eval_test" / "metrics.json").read_text()), json.loads(COMMITTED_EVAL.read_text())
+    ours, committed = json.loads(output.read_text()), json.loads(COMMITTED_EVAL.read_text())
     return [Row(f"retrained shipped model {task} {metric}", ours["tasks"][task][metric], committed["tasks"][task][metric],
                 RETRAIN_TOLERANCE)
             for task, metric in (("intent", "accuracy"), ("sentiment", "macro_recall"))]
@@ -123,7 +123,7 @@ def full_steps(out: Path) -> list[Step]:
                                            "--output", repo_relative(out / "shipped")), out / "shipped" / "weights.safetensors",
              shipped_minutes),
         Step("evaluate the retrained model", ("mtl_core.evaluate", "--checkpoint", repo_relative(out / "shipped")),
-             out / "shipped" / "eval_test" / "metrics.json", 4, lambda output: retrained(out / "shipped")),
+             out / "shipped" / "eval_test" / "metrics.json", 4, retrained),
     ]
     for name in SWEEPS:
         steps.append(Step(f"sweep {name}", ("experiments.sweep", f"experiments/{name}.json", "--results-dir",
