@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m mtl_core.data prepare`: rebuild the data folder from the public originals (datasets.py)."""
     from .cli import add_data_dir_argument, command_parser, run_command  # the command only: cli imports this module
     from .datasets import CHECKSUMS, REPOSITORIES, check, download, prepare
-    from .settings import Settings
+    from .settings import DEFAULT_DATA_DIR, Settings
 
     parser = command_parser("data", "Rebuild intent/, sentiment/ and oos/ from the public originals and check "
                                     "every file's SHA-256.")
@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         if differences:
             raise DataError(f"{len(differences)} file(s) differ from the data the reported numbers were measured "
                             "on:\n  " + "\n  ".join(differences))
-        return f"{args.out}: every file matches its SHA-256; use it with MTL_DATA_DIR={args.out} or --data-dir"
+        use = ("every command reads it by default" if args.out.resolve() == DEFAULT_DATA_DIR
+               else f"use it with MTL_DATA_DIR={args.out} or --data-dir")
+        return f"{args.out}: every file matches its SHA-256; {use}"
 
     return run_command(work)
 
