@@ -19,6 +19,11 @@ DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else data/ in
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)
+# Examples of a task of one's own with an out-of-scope detector (the predict and bulk tests add it with add_task)
+URGENCY = {"urgent": ["my account is blocked right now", "someone is stealing my money", "card stolen this minute",
+                      "fraud on my account now"],
+           "later": ["how do I change my address", "what are your opening hours", "can I get a paper statement",
+                     "which currencies do you support"]}
 
 
 def run_quick_benchmark(module: str, out: Path, timeout_s: float) -> subprocess.CompletedProcess:

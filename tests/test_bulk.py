@@ -19,11 +19,7 @@ from mtl_core.bulk_input import MAX_ROW_CHARS, input_files, input_schema, plan, 
 from mtl_core.inputs import InputError, spreadsheet_safe
 from mtl_core.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
-
-URGENCY = {"urgent": ["my account is blocked right now", "someone is stealing my money", "card stolen this minute",
-                      "fraud on my account now"],
-           "later": ["how do I change my address", "what are your opening hours", "can I get a paper statement",
-                     "which currencies do you support"]}
+from tests.conftest import URGENCY
 
 
 @pytest.fixture(scope="module")

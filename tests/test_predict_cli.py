@@ -8,6 +8,7 @@ import pytest
 
 from mtl_core.inputs import InputError, parse_sentences, parse_table
 from mtl_core.predictor import Predictor
+from tests.conftest import URGENCY
 
 from conftest import INTENTS
 
@@ -126,12 +127,6 @@ def test_predict_cli_writes_none_for_an_out_of_scope_sentence_and_its_closest_la
     assert a["urgency"] == a["urgency_closest"] in URGENCY
     assert b["urgency"] == "none" and b["urgency_closest"] in URGENCY
     assert float(b["urgency_score"]) == float(b[f"urgency_{b['urgency_closest']}"])  # the closest label's probability
-
-
-URGENCY = {"urgent": ["my account is blocked right now", "someone is stealing my money", "card stolen this minute",
-                      "fraud on my account now"],
-           "later": ["how do I change my address", "what are your opening hours", "can I get a paper statement",
-                     "which currencies do you support"]}
 
 
 @pytest.fixture(scope="module")
