@@ -5,8 +5,9 @@
 
 Every step is a command printed before it starts, with its estimated time on a 2-core CPU machine (from
 the committed results' own wall times where they hold one). Everything is written under
-runs/reproduce/ (or --out), never over a committed file; a step whose output is already there is
-skipped, so an interrupted run resumes. The end is a table of reproduced vs committed numbers; the exit
+runs/reproduce/ (or --out), never over a committed file; a finished step leaves a mark in
+runs/reproduce/done/ and is skipped next time, so an interrupted run resumes (and a sweep resumes
+inside itself: its finished runs are kept). The end is a table of reproduced vs committed numbers; the exit
 status is 1 if any differs beyond its tolerance: 1e-6 for what is deterministic (the shipped
 checkpoint's metrics, Step 1), one seed spread (or 1 point) for retraining.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from mtl_core.settings import ROOT, repo_relative
 
 COMMITTED_EVAL = ROOT / "assets" / "checkpoint" / "eval_test" / "metrics.json"
 SWEEPS = ("q1_freeze", "q1_sequential", "q2_separate", "q3_scarce", "q3_shared", "q4_accuracy", "q5_learning_curve")
+EVALUATE_MINUTES = 8  # the test sets and the out-of-scope sets in fp32, 2 cores
 RETRAIN_TOLERANCE = 0.01  # 1 point: CPU kernels differ between machines, and training amplifies the differences
 
 
@@ -46,9 +49,13 @@ class Row:
 class Step:
     title: str
     argv: tuple[str, ...]  # after `python -m`
-    output: Path  # exists once the step is done
     minutes: float  # estimated, on the 2-core machine
+    output: Path | None = None  # the file `compare` reads
     compare: Callable[[Path], list[Row]] = lambda output: []
+
+    def marker(self, out: Path) -> Path:
+        """Written when the step has finished (a sweep's results file exists from its first run on)."""
+        return out / "done" / (re.sub(r"\W+", "-", self.title.lower()).strip("-") + ".txt")
 
 
 def numbers(data: object, prefix: str = "") -> dict[str, float]:
@@ -106,13 +113,13 @@ def training_minutes(path: Path) -> float:
 
 def quick_steps(out: Path) -> list[Step]:
     return [
-        Step("data: every file's SHA-256", ("mtl_core.data", "check"), out / "data-checked", 0.1),
+        Step("data: every file's SHA-256", ("mtl_core.data", "check"), 0.1),
         Step("the shipped checkpoint on the test sets (fp32)", ("mtl_core.evaluate", "--out", repo_relative(out / "eval_test")),
-             out / "eval_test" / "metrics.json", 4, shipped_metrics),
+             EVALUATE_MINUTES, out / "eval_test" / "metrics.json", shipped_metrics),
         Step("Step 1: sample embeddings and the pooling comparison",
-             ("benchmarks.step1_check", "--out", repo_relative(out / "step1_results.json")), out / "step1_results.json",
-             1, step1),
-        Step("docs: every quoted number against its results file", ("scripts.check_docs",), out / "docs-checked", 0.2),
+             ("benchmarks.step1_check", "--out", repo_relative(out / "step1_results.json")), 1,
+             out / "step1_results.json", step1),
+        Step("docs: every quoted number against its results file", ("scripts.check_docs",), 0.2),
     ]
 
 
@@ -120,29 +127,29 @@ def full_steps(out: Path) -> list[Step]:
     shipped_minutes = json.loads((ROOT / "assets" / "checkpoint" / "metrics.json").read_text())["wall_seconds"]["total"] / 60
     steps = [
         Step("retrain the shipped model", ("mtl_core.train", "--config", "assets/checkpoint/train_config.json",
-                                           "--output", repo_relative(out / "shipped")), out / "shipped" / "weights.safetensors",
-             shipped_minutes),
+                                           "--output", repo_relative(out / "shipped")), shipped_minutes),
         Step("evaluate the retrained model", ("mtl_core.evaluate", "--checkpoint", repo_relative(out / "shipped")),
-             out / "shipped" / "eval_test" / "metrics.json", 4, retrained),
+             EVALUATE_MINUTES, out / "shipped" / "eval_test" / "metrics.json", retrained),
     ]
     for name in SWEEPS:
         steps.append(Step(f"sweep {name}", ("experiments.sweep", f"experiments/{name}.json", "--results-dir",
-                                            repo_relative(out / "results")), out / "results" / f"{name}.json",
-                          training_minutes(ROOT / "experiments" / "results" / f"{name}.json"), sweep_rows(name)))
+                                            repo_relative(out / "results")),
+                          training_minutes(ROOT / "experiments" / "results" / f"{name}.json"),
+                          out / "results" / f"{name}.json", sweep_rows(name)))
     return steps
 
 
-def run_step(step: Step, number: int, total: int) -> None:
+def run_step(step: Step, number: int, total: int, out: Path) -> None:
     command = "python -m " + shlex.join(step.argv)
-    if step.output.exists():
-        print(f"[{number}/{total}] {step.title}: done before ({repo_relative(step.output)} exists)", flush=True)
+    marker = step.marker(out)
+    if marker.exists():
+        print(f"[{number}/{total}] {step.title}: done before ({repo_relative(marker)} exists)", flush=True)
         return
     print(f"[{number}/{total}] {step.title}, ~{step.minutes:.0f} min: {command}", flush=True)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", *step.argv], cwd=ROOT, check=True)
-    if not step.output.exists():  # a check with no output file of its own: mark it done
-        step.output.parent.mkdir(parents=True, exist_ok=True)
-        step.output.write_text(f"{command}: passed\n")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{command}: finished\n")
     print(f"    took {(time.perf_counter() - started) / 60:.1f} min", flush=True)
 
 
@@ -172,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for number, step in enumerate(steps, 1):
         try:
-            run_step(step, number, len(steps))
+            run_step(step, number, len(steps), out)
         except subprocess.CalledProcessError as error:
             print(f"error: step {number} failed (exit {error.returncode}); fix it and run the same command again")
             return 1
-        rows += step.compare(step.output)
+        if step.output:
+            rows += step.compare(step.output)
     print("\n" + table(sorted(rows, key=lambda r: r.ok)))
     bad = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(bad)} of {len(rows)} numbers reproduced within their tolerance")

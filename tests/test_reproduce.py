@@ -9,7 +9,8 @@ from scripts import reproduce
 def test_every_step_writes_under_its_own_folder_never_over_a_committed_file(tmp_path):
     steps = reproduce.quick_steps(tmp_path) + reproduce.full_steps(tmp_path)
     for step in steps:
-        assert step.output.is_relative_to(tmp_path) and step.minutes > 0, step.title
+        assert step.marker(tmp_path).is_relative_to(tmp_path) and step.minutes > 0, step.title
+        assert step.output is None or step.output.is_relative_to(tmp_path), step.title
         written = [step.argv[i + 1] for i, a in enumerate(step.argv) if a in ("--out", "--output", "--results-dir")]
         assert all(w.startswith(str(tmp_path)) for w in written), step.argv
     assert [s.title for s in steps][:2] == ["data: every file's SHA-256", "the shipped checkpoint on the test sets (fp32)"]
@@ -34,11 +35,13 @@ def test_numbers_are_compared_to_the_committed_file_within_their_tolerance(tmp_p
     assert table.splitlines()[2].startswith("| m tasks.intent.n | 3079 | 3080 | -1 | **no**")
 
 
-def test_a_step_already_done_is_skipped_and_a_check_without_output_is_marked_done(tmp_path, capsys):
-    done = reproduce.Step("done before", ("no.such.module",), tmp_path / "there", 1)
-    done.output.write_text("x")
-    reproduce.run_step(done, 1, 2)
+def test_a_step_already_done_is_skipped_and_a_finished_step_is_marked_done(tmp_path, capsys):
+    done = reproduce.Step("done before", ("no.such.module",), 1)
+    done.marker(tmp_path).parent.mkdir(parents=True)
+    done.marker(tmp_path).write_text("x")
+    reproduce.run_step(done, 1, 2, tmp_path)
     assert "done before" in capsys.readouterr().out
-    check = reproduce.Step("a check", ("scripts.check_docs",), tmp_path / "checked", 0.1)
-    reproduce.run_step(check, 2, 2)
-    assert check.output.read_text().startswith("python -m scripts.check_docs: passed")
+    check = reproduce.Step("a check", ("scripts.check_docs",), 0.1)
+    reproduce.run_step(check, 2, 2, tmp_path)
+    assert check.marker(tmp_path).read_text().startswith("python -m scripts.check_docs: finished")
+    assert check.marker(tmp_path) != done.marker(tmp_path)
