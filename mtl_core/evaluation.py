@@ -1,7 +1,7 @@
 """Evaluating a checkpoint on a data folder's dev or test split (the command is mtl_core/evaluate.py).
 
-Writes <checkpoint>/eval_<split>/ (eval_<split>_bf16/ in bf16): metrics.json, per-class reports,
-confusion-matrix PNGs.
+Writes metrics.json, per-class reports and confusion-matrix PNGs to eval_<split>/ (eval_<split>_bf16/ in
+bf16) beside the checkpoint's weights, or under runs/evaluate/ for the shipped checkpoint (default_output).
 """
 from __future__ import annotations
 
