@@ -12,13 +12,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from mtl_core.checkpoint import CheckpointError, read_config
-from mtl_core.data import DataError, read_labels
-from mtl_core.encoder import BackboneNotFoundError
-from mtl_core.predictor import Predictor, SentenceCache
-from mtl_core.reference import ReferenceBuilder, load_reference_set
-from mtl_core.service import Service
+from mtl_core.data.loading import DataError, read_labels
+from mtl_core.model.encoder import BackboneNotFoundError
+from mtl_core.serving.predictor import Predictor, SentenceCache
+from mtl_core.serving.reference import ReferenceBuilder, load_reference_set
+from mtl_core.serving.service import Service
 from mtl_core.settings import Settings, SettingsError
+from mtl_core.tasks.checkpoint import CheckpointError, read_config
 from ui import CSS, build_demo
 from ui.texts import FIGURES, MAX_FILE_SIZE, UNTRAINED_BANNER
 
@@ -59,7 +59,7 @@ def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predicto
         read_config(settings.checkpoint)
     except CheckpointError as err:
         if checkpoint_given or not settings.data_dir:  # an explicit checkpoint must load; without labels we cannot stand in
-            raise SystemExit(f"error: {err}. Train one with `python -m mtl_core.train`, or pass --data-dir "
+            raise SystemExit(f"error: {err}. Train one with `python -m mtl_core train`, or pass --data-dir "
                              "to start with untrained heads.") from err
         log.warning("%s; starting with UNTRAINED heads", err)
         predictor = Predictor.untrained(read_labels(settings.data_dir / "intent"))

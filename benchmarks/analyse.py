@@ -80,7 +80,9 @@ class Stages:
 
 def instrument(stages: Stages) -> None:
     """Time the functions the Analyse handlers call, where the handlers look them up."""
-    from mtl_core import analysis, encoder, model, scope, service
+    from mtl_core.model import encoder, model
+    from mtl_core.serving import analysis, service
+    from mtl_core.tasks import scope
     from ui import events
 
     stages.wrap(encoder.SentenceEncoder, "tokenize_ids", "tokenize")
@@ -103,9 +105,9 @@ def instrument(stages: Stages) -> None:
 def build_app(data_dir: Path):
     """The app as app.py builds it, without a server."""
     import app
-    from mtl_core.predictor import Predictor, SentenceCache
-    from mtl_core.reference import ReferenceBuilder, load_reference_set
-    from mtl_core.service import Service
+    from mtl_core.serving.predictor import Predictor, SentenceCache
+    from mtl_core.serving.reference import ReferenceBuilder, load_reference_set
+    from mtl_core.serving.service import Service
     from ui import build_demo
 
     settings = Settings.from_env(default_precision=app.APP_PRECISION)

@@ -72,9 +72,10 @@ def call_ms(client, *args, api_name: str) -> float:
 
 def server_side_costs(sentences: list[str]) -> dict[str, float]:
     """ms and bytes of each UI output, built in this process from one analysis of the sentences."""
-    from mtl_core.analysis import Analysis, MapView, heatmap_figure, map_figure
-    from mtl_core.predictor import Predictor
-    from mtl_core.projection import Projection, pca
+    from mtl_core.serving.analysis import Analysis, MapView
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.serving.projection import Projection, pca
+    from ui.figures import heatmap_figure, map_figure
 
     predictor = Predictor.load()
     analysis = Analysis.run(predictor, sentences)

@@ -1,4 +1,4 @@
-"""Bulk scoring on Ray Data (python -m mtl_core.bulk) against the predict command, on this machine.
+"""Bulk scoring on Ray Data (python -m mtl_core bulk) against the predict command, on this machine.
 
     python -m benchmarks.bulk [--rows 200000] [--big-rows 1000000] [--data-dir DIR] [--out FILE] [--quick]
 
@@ -6,7 +6,7 @@ Every figure comes from running the two commands as a user would (subprocesses, 
 exit, model loading and Ray's start included), both in the app's precision (MTL_PRECISION, else auto).
 
 1. Settings: sentences/s of bulk with each (actors x torch threads, batch size) on a sample; the best is the
-   command's default (mtl_core/bulk.py).
+   command's default (mtl_core/bulk/job.py).
 2. Throughput (bulk with the best settings of 1): the same ROWS distinct sentences (SemEval training tweets
    and Banking77 sentences, repeated with the repeat's number in front, so no sentence occurs twice and
    neither command's de-duplication helps) through predict and through bulk; bulk's sentences/s as a
@@ -38,7 +38,7 @@ import psutil
 
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results
 from benchmarks.run import machine_info
-from mtl_core.data import read_texts
+from mtl_core.data.loading import read_texts
 from mtl_core.settings import ROOT
 
 SETTINGS = [(2, 1, 64), (1, 2, 64), (2, 1, 32), (2, 1, 128)]  # (actors, threads per actor, batch size)
@@ -99,14 +99,14 @@ def run_command(args: list[str], env: dict) -> dict:
 
 
 def predict(path: Path, work: Path, env: dict) -> dict:
-    found = run_command(["mtl_core.predict", "--input", str(path), "--output", str(work / "predict.csv")], env)
+    found = run_command(["mtl_core", "predict", "--input", str(path), "--output", str(work / "predict.csv")], env)
     return found | {"sentences_per_s": line_count(path) / found["seconds"]}
 
 
 def bulk(path: Path, work: Path, env: dict, *flags: str) -> dict:
     output = work / "bulk"
     shutil.rmtree(output, ignore_errors=True)
-    found = run_command(["mtl_core.bulk", "--input", str(path), "--output", str(output), *flags], env)
+    found = run_command(["mtl_core", "bulk", "--input", str(path), "--output", str(output), *flags], env)
     summary = json.loads((output / "_summary.json").read_text())
     return found | {"sentences_per_s": summary["rows_read"] / found["seconds"], "rows_written": summary["rows_written"],
                     "ray_start_s": summary["ray_start_s"], "actors": summary["actors"]}

@@ -4,7 +4,7 @@
 
 Without --url it starts `python app.py` on 127.0.0.1 and a free port. For each case it records what the
 app answered, checks that the server still answers a normal request afterwards, then runs
-`python -m mtl_core.predict` and `python -m mtl_core.embed` on the same input as a file. The printed
+`python -m mtl_core predict` and `python -m mtl_core embed` on the same input as a file. The printed
 Markdown table is the one in docs/reliability.md; tests/test_reliability.py asserts the same cases.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.app_process import AppProcess
-from mtl_core import embed, predict
+from mtl_core.commands import embed, predict
 from mtl_core.settings import Settings
 
 OK = "ok"

@@ -33,7 +33,7 @@ import torch
 
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results, write_section
 from benchmarks.run import flops_per_sentence, load_sentences, machine_info, matmul_peak_gflops, min_cosine, time_alternating
-from mtl_core.encoder import SentenceEncoder, native_bf16, run_layers
+from mtl_core.model.encoder import SentenceEncoder, native_bf16, run_layers
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -139,7 +139,7 @@ def measure(texts: list[str], repeats: int, quick: bool) -> dict:
 def task_layers_in_bf16(texts: list[str], rounds: int, size: int = 1000) -> dict:
     """Seconds of Predictor.run over the same `size` sentences with the task layers' bf16 copy and without
     it, alternating which goes first; medians and the ratio."""
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
 
     predictor = Predictor.load(precision="bf16")
     copy_, seconds = predictor.model.bf16_task_layers, {"bf16": [], "fp32": []}

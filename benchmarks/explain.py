@@ -4,7 +4,7 @@
 
 For N test sentences per task (intent: Banking77 test; sentiment: SemEval-2017 test; a seeded sample), the
 label the shipped checkpoint predicts on the full sentence is explained by every method of
-mtl_core.explain.METHODS, and by a seeded random ranking of the words as the floor to beat. For the top
+mtl_core.model.explain.METHODS, and by a seeded random ranking of the words as the floor to beat. For the top
 k = 10, 20, 50% of the words by score (at least one word):
 
   comprehensiveness = p(label | x) - p(label | x without the top-k words)   higher: the words mattered
@@ -34,9 +34,9 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.output import write_results
-from mtl_core.data import TASKS, load_task
-from mtl_core.explain import IG_STEPS, METHODS, WordPieces, class_probabilities, explain, segment_words
-from mtl_core.predictor import Predictor
+from mtl_core.data.loading import TASKS, load_task
+from mtl_core.model.explain import IG_STEPS, METHODS, WordPieces, class_probabilities, explain, segment_words
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
 
 PERCENTS = (10, 20, 50)

@@ -1,4 +1,4 @@
-"""A task from a few examples (mtl_core/fewshot.py), measured on the standard few-shot intent splits.
+"""A task from a few examples (mtl_core/tasks/fewshot.py), measured on the standard few-shot intent splits.
 
     python -m benchmarks.fewshot [--source DIR] [--data-dir DIR] [--out FILE] [--quick]
 
@@ -38,14 +38,15 @@ import torch
 
 from benchmarks.output import write_results
 from benchmarks.run import timed
-from mtl_core import fewshot
-from mtl_core.analysis import Analysis, map_figure, map_view
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder
-from mtl_core.predictor import Predictor
-from mtl_core.reference import ReferenceBuilder, load_reference_set
-from mtl_core.scope import knn_similarity, ood_metrics
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder
+from mtl_core.serving.analysis import Analysis, map_view
+from mtl_core.serving.predictor import Predictor
+from mtl_core.serving.reference import ReferenceBuilder, load_reference_set
 from mtl_core.settings import ROOT, Settings
+from mtl_core.tasks import fewshot
+from mtl_core.tasks.scope import knn_similarity, ood_metrics
+from ui.figures import map_figure
 
 SPLITS = {"BANKING77": ("train_5", "train_10"), "CLINC150": ("train_5", "train_10")}
 PUBLISHED = {  # CPFT (Zhang et al., EMNLP 2021), as listed by its first author's repository README

@@ -24,8 +24,8 @@ import psutil
 
 from benchmarks.app_process import AppProcess
 from benchmarks.run import load_sentences
-from mtl_core.data import read_texts
-from mtl_core.reference import SHIPPED_REFERENCE
+from mtl_core.data.loading import read_texts
+from mtl_core.serving.reference import SHIPPED_REFERENCE
 from mtl_core.settings import Settings
 
 REQUEST_MIX = [  # (endpoint, sentences per request, extra arguments, weight)

@@ -44,12 +44,14 @@ import torch
 
 from benchmarks.app_process import AppProcess
 from benchmarks.output import keep_sections
-from mtl_core import projection, viz
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
-from mtl_core.reference import PER_INTENT, PER_SENTIMENT
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
+from mtl_core.serving import projection
+from mtl_core.serving import similarity as similarity_maths
+from mtl_core.serving.reference import PER_INTENT, PER_SENTIMENT
 from mtl_core.settings import DEFAULT_CHECKPOINT, ROOT
 from mtl_core.settings import Settings as AppSettings
+from ui import figures as viz
 
 HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings
 Encoder = Callable[[list[str]], np.ndarray]
@@ -400,9 +402,9 @@ def scope_section(texts: list[str], settings: Settings) -> dict:
     (tracemalloc: resident after loading, and the peak while scoring the largest request)."""
     import tracemalloc
 
-    from mtl_core.analysis import Analysis
-    from mtl_core.predictor import Predictor
-    from mtl_core.scope import ScopeDetector
+    from mtl_core.serving.analysis import Analysis
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.tasks.scope import ScopeDetector
 
     predictor = Predictor.load(DEFAULT_CHECKPOINT)
     detector = predictor.scopes.get("intent")
@@ -475,8 +477,8 @@ def heatmap_section(embeddings: np.ndarray, texts: list[str], settings: Settings
         row = {"n": n, "build_s": round(build_s, 3), "to_json_s": round(json_s, 3), "json_bytes": len(payload.encode()),
                "cell_text": n <= viz.CELL_TEXT_MAX}
         if n <= settings.cluster_max:
-            similarity = viz.cosine_similarity(embeddings[:n])
-            row["cluster_order_s"] = round(timed(viz.cluster_order, similarity)[0], 3)
+            similarity = similarity_maths.cosine_similarity(embeddings[:n])
+            row["cluster_order_s"] = round(timed(similarity_maths.cluster_order, similarity)[0], 3)
         rows.append(row)
     return rows
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from benchmarks.output import write_generated
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize, mean_pool
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path, l2_normalize, mean_pool
 from mtl_core.settings import ROOT, Settings
 
 SAMPLES = ["It CAN take a while for the points to collect",

@@ -20,7 +20,7 @@ from transformers import AutoModel
 
 from benchmarks.run import load_sentences
 from experiments import add_results_argument, save_result
-from mtl_core.encoder import SentenceEncoder
+from mtl_core.model.encoder import SentenceEncoder
 from mtl_core.settings import Settings
 
 SOURCES = {

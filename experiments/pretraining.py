@@ -28,10 +28,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoModel
 
 from experiments import add_results_argument, save_result
-from mtl_core.data import TASKS, TaskData, load_task
-from mtl_core.encoder import SentenceEncoder
-from mtl_core.metrics import PRIMARY_METRIC, task_metrics
+from mtl_core.data.loading import TASKS, TaskData, load_task
+from mtl_core.model.encoder import SentenceEncoder
 from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
+from mtl_core.training.metrics import PRIMARY_METRIC, task_metrics
 
 C_GRID = [0.1, 1.0, 10.0, 100.0]
 K_GRID = [1, 5, 10, 25, 50]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import save_result
-from mtl_core.predictor import Predictor
+from mtl_core.serving.predictor import Predictor
 
 DOMAINS = ("banking", "credit_cards")
 

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from experiments import save_result
-from mtl_core.data import read_texts
-from mtl_core.predictor import Predictor
+from mtl_core.data.loading import read_texts
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import Settings
 
 # Hand-made out-of-scope sentences of kinds absent from CLINC: general knowledge, encyclopaedia, chit-chat.

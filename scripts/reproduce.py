@@ -113,8 +113,9 @@ def training_minutes(path: Path) -> float:
 
 def quick_steps(out: Path) -> list[Step]:
     return [
-        Step("data: every file's SHA-256", ("mtl_core.data", "check"), 0.1),
-        Step("the shipped checkpoint on the test sets (fp32)", ("mtl_core.evaluate", "--out", repo_relative(out / "eval_test")),
+        Step("data: every file's SHA-256", ("mtl_core", "data", "check"), 0.1),
+        Step("the shipped checkpoint on the test sets (fp32)",
+             ("mtl_core", "evaluate", "--out", repo_relative(out / "eval_test")),
              EVALUATE_MINUTES, out / "eval_test" / "metrics.json", shipped_metrics),
         Step("Step 1: sample embeddings and the pooling comparison",
              ("benchmarks.step1_check", "--out", repo_relative(out / "step1_results.json")), 1,
@@ -126,9 +127,9 @@ def quick_steps(out: Path) -> list[Step]:
 def full_steps(out: Path) -> list[Step]:
     shipped_minutes = json.loads((ROOT / "assets" / "checkpoint" / "metrics.json").read_text())["wall_seconds"]["total"] / 60
     steps = [
-        Step("retrain the shipped model", ("mtl_core.train", "--config", "assets/checkpoint/train_config.json",
+        Step("retrain the shipped model", ("mtl_core", "train", "--config", "assets/checkpoint/train_config.json",
                                            "--output", repo_relative(out / "shipped")), shipped_minutes),
-        Step("evaluate the retrained model", ("mtl_core.evaluate", "--checkpoint", repo_relative(out / "shipped")),
+        Step("evaluate the retrained model", ("mtl_core", "evaluate", "--checkpoint", repo_relative(out / "shipped")),
              EVALUATE_MINUTES, out / "shipped" / "eval_test" / "metrics.json", retrained),
     ]
     for name in SWEEPS:

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.app_process import AppProcess
-from mtl_core.data import read_texts
-from mtl_core.reference import SHIPPED_REFERENCE
+from mtl_core.data.loading import read_texts
+from mtl_core.serving.reference import SHIPPED_REFERENCE
 from mtl_core.settings import ROOT, Settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
+from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path
 from mtl_core.settings import Settings
 
 DATA_DIR = Settings.from_env().training_data_dir  # $MTL_DATA_DIR, else data/ in the checkout
@@ -80,8 +80,8 @@ INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory) -> Path:
     """A checkpoint with untrained heads on the tiny backbone."""
-    from mtl_core import checkpoint
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.tasks import checkpoint
 
     predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
     return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))

@@ -1,4 +1,4 @@
-"""`python -m mtl_core.add_task` on the tiny checkpoint, run as a user runs it, then `python -m mtl_core.predict`
+"""`python -m mtl_core add_task` on the tiny checkpoint, run as a user runs it, then `python -m mtl_core predict`
 on what it wrote: the files, the new columns in their documented place, and one-line errors."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from mtl_core.inputs import write_examples
+from mtl_core.serving.inputs import write_examples
 
 from test_predict_cli import DOCUMENTED_COLUMNS, run_cli
 
@@ -45,7 +45,7 @@ def added(tiny_checkpoint, examples_csv, tmp_path_factory):
 
 def test_help_shows_how_the_command_is_run():
     result = run_cli("add_task", "--help")
-    assert result.returncode == 0 and result.stdout.startswith("usage: python -m mtl_core.add_task")
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m mtl_core add_task")
     for flag in ("--examples", "--name", "--output", "--checkpoint"):
         assert flag in result.stdout
 
@@ -142,8 +142,8 @@ def test_a_legacy_checkpoint_with_a_top_level_scope_keeps_its_detector(tiny_chec
     key): adding a task moves it under its head, and predictions keep the intent scope columns."""
     import numpy as np
 
-    from mtl_core import scope
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.tasks import scope
 
     base = tmp_path / "legacy"
     shutil.copytree(tiny_checkpoint, base)

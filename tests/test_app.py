@@ -61,7 +61,7 @@ def test_analyse_returns_every_view_from_one_call(client):
 
 
 def test_analyse_similarity_is_capped_like_the_heatmap(client):
-    from mtl_core.analysis import HEATMAP_MAX
+    from mtl_core.serving.analysis import HEATMAP_MAX
 
     text = lines([f"question number {i} about my card" for i in range(HEATMAP_MAX + 1)])
     out = client.predict(text, api_name="/analyse")

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.browser import breakdown
 from benchmarks.run import flops_per_sentence
-from mtl_core.encoder import bundled_backbone_path
+from mtl_core.model.encoder import bundled_backbone_path
 
 from conftest import DATA_DIR, run_quick_benchmark
 
@@ -85,7 +85,7 @@ def test_quick_browser_benchmark_splits_each_click(tmp_path):
 def few_shot_folder(root: Path) -> Path:
     """The layout of jianguoz/Few-Shot-Intent-Detection (Datasets/<set>/<split>/{seq.in,label}), filled from the
     data folder: Banking77 for BANKING77, CLINC150's non-banking domains and oos queries for CLINC150."""
-    from mtl_core.data import read_rows
+    from mtl_core.data.loading import read_rows
 
     def write(dataset: str, split: str, rows: list[dict]) -> None:
         folder = root / "Datasets" / dataset / split
@@ -117,7 +117,7 @@ def test_quick_few_shot_benchmark_reports_every_method_and_target(tmp_path):
     if not (DATA_DIR / "oos" / "train.csv").is_file():
         pytest.skip("needs the data folder with oos/")
     from benchmarks.fewshot import main
-    from mtl_core.fewshot import candidates
+    from mtl_core.tasks.fewshot import candidates
 
     out = tmp_path / "fewshot.json"
     main(["--quick", "--source", str(few_shot_folder(tmp_path / "source")), "--data-dir", str(DATA_DIR),

@@ -1,4 +1,4 @@
-"""Bulk scoring (mtl_core/bulk.py, bulk_input.py): every input row exactly once, the predict command's values,
+"""Bulk scoring (mtl_core/bulk/job.py, bulk_input.py): every input row exactly once, the predict command's values,
 errors per row, resumption after an interruption; on a local Ray with 2 CPUs and the tiny model."""
 import csv
 import os
@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mtl_core import checkpoint, predict
-from mtl_core.bulk import BulkError, Job, run_job
-from mtl_core.bulk_input import MAX_ROW_CHARS, input_files, input_schema, plan, read_part, text_value
-from mtl_core.inputs import InputError, spreadsheet_safe
-from mtl_core.predictor import Predictor
+from mtl_core.bulk.job import BulkError, Job, run_job
+from mtl_core.bulk.sources import MAX_ROW_CHARS, input_files, input_schema, plan, read_part, text_value
+from mtl_core.commands import predict
+from mtl_core.serving.inputs import InputError, spreadsheet_safe
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
+from mtl_core.tasks import checkpoint
 from tests.conftest import URGENCY
 
 
@@ -233,7 +234,7 @@ def run_bulk(*args) -> subprocess.Popen:
     env = {**os.environ, "MTL_PRECISION": "fp32"}
     # A command started in the background by a non-interactive shell (as CI may run the tests) inherits
     # SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt: give it the default back.
-    return subprocess.Popen([sys.executable, "-m", "mtl_core.bulk", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "mtl_core", "bulk", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -292,6 +293,6 @@ def test_the_app_never_imports_ray():
 
 
 def test_help_shows_how_the_command_is_run():
-    done = subprocess.run([sys.executable, "-m", "mtl_core.bulk", "--help"], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "mtl_core", "bulk", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout.startswith("usage: python -m mtl_core.bulk")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m mtl_core bulk")

@@ -1,7 +1,7 @@
 """The app's per-sentence cache: same numbers as a fresh pass, the model skipped for known sentences."""
 import numpy as np
 
-from mtl_core.predictor import Predictor, SentenceCache
+from mtl_core.serving.predictor import Predictor, SentenceCache
 
 SENTENCES = ["my card is lost", "great app", "where is my money?", "great app"]
 

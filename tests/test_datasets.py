@@ -1,4 +1,4 @@
-"""`python -m mtl_core.data prepare`: the data folder rebuilt from tiny originals in their published formats."""
+"""`python -m mtl_core data prepare`: the data folder rebuilt from tiny originals in their published formats."""
 import csv
 import functools
 import hashlib
@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-from mtl_core import data, datasets
+from mtl_core.commands import data as data_command
+from mtl_core.data import loading as data
+from mtl_core.data import originals as datasets
 from tests.conftest import DATA_DIR
 
 SEMEVAL = "datastories-semeval2017-task4/dataset/Subtask_A"
@@ -71,16 +73,16 @@ def test_a_differing_file_is_named_with_both_hashes(tmp_path, originals, monkeyp
     expected = {name: hashlib.sha256(content).hexdigest() for name, content in built.items()}
     expected["oos/dev.csv"] = "0" * 64
     monkeypatch.setattr(datasets, "CHECKSUMS", expected)
-    assert data.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(originals)]) == 2
+    assert data_command.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(originals)]) == 2
     err = capsys.readouterr().err
     assert "1 file(s) differ" in err and "oos/dev.csv" in err and "0" * 64 in err and "intent/" not in err
     expected["oos/dev.csv"] = hashlib.sha256(built["oos/dev.csv"]).hexdigest()
-    assert data.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(originals)]) == 0
+    assert data_command.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(originals)]) == 0
     assert "every file matches" in capsys.readouterr().err
 
 
 def test_missing_originals_say_what_to_clone(tmp_path, capsys):
-    assert data.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(tmp_path / "nothing")]) == 2
+    assert data_command.main(["prepare", "--out", str(tmp_path / "data"), "--from", str(tmp_path / "nothing")]) == 2
     assert "git clone https://github.com/PolyAI-LDN/task-specific-datasets" in capsys.readouterr().err
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import encoder as enc
-from mtl_core.encoder import BackboneNotFoundError, SentenceEncoder, l2_normalize, mean_pool
+from mtl_core.model import encoder as enc
+from mtl_core.model.encoder import BackboneNotFoundError, SentenceEncoder, l2_normalize, mean_pool
 
 
 def test_mean_pool_ignores_padding_positions():

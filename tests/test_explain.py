@@ -9,8 +9,8 @@ import torch
 from test_model import SENTENCES, make_model
 
 from benchmarks.explain import top_count
-from mtl_core.encoder import bundled_backbone_path
-from mtl_core.explain import METHODS, explain, segment_words
+from mtl_core.model.encoder import bundled_backbone_path
+from mtl_core.model.explain import METHODS, explain, segment_words
 
 from conftest import DATA_DIR, run_quick_benchmark
 

@@ -1,4 +1,4 @@
-"""A task from labelled examples (mtl_core/fewshot.py) on the tiny random model and on synthetic embeddings:
+"""A task from labelled examples (mtl_core/tasks/fewshot.py) on the tiny random model and on synthetic embeddings:
 the method chosen by cross-validation, every candidate head saved and reloaded exactly, a session's task kept
 out of the shared model, explanations, the scope threshold and every bad input with its message."""
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import checkpoint, fewshot
-from mtl_core.fewshot import MAX_EXAMPLES, MAX_LABELS, TEMPERATURES, fit_task, label_text
-from mtl_core.inputs import InputError, examples_from_csv, examples_from_lines, write_examples
-from mtl_core.predictor import Predictor, Results
-from mtl_core.records import csv_columns, predictions, write_csv
+from mtl_core.serving.inputs import InputError, examples_from_csv, examples_from_lines, write_examples
+from mtl_core.serving.predictor import Predictor, Results
+from mtl_core.serving.records import csv_columns, predictions, write_csv
+from mtl_core.tasks import checkpoint, fewshot
+from mtl_core.tasks.fewshot import MAX_EXAMPLES, MAX_LABELS, TEMPERATURES, fit_task, label_text
 from ui.texts import table_headers
 
 DIM = 32
@@ -191,7 +191,7 @@ def test_the_knn_head_stores_its_examples(tiny_checkpoint, tmp_path, monkeypatch
 
 
 def test_add_task_clears_the_cache_and_refuses_a_second_task_of_the_same_name(tiny_checkpoint):
-    from mtl_core.predictor import SentenceCache
+    from mtl_core.serving.predictor import SentenceCache
 
     predictor = Predictor.load(tiny_checkpoint)
     predictor.cache = SentenceCache()
@@ -431,7 +431,7 @@ def test_an_example_of_5000_characters_is_accepted_and_truncated(predictor):
 # ---- the app's store of sessions' tasks ----------------------------------------------------------------
 
 def test_task_store_is_private_per_token_and_bounded(predictor):
-    from mtl_core.service import TaskStore
+    from mtl_core.serving.service import TaskStore
 
     task = predictor.example_task("yours", *small_examples())
     store = TaskStore(max_tasks=2, max_examples=len(task.scope.texts) * 2)

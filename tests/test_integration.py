@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path
 from tests.conftest import DATA_DIR
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_step1_samples_encode_to_384_unit_numbers(encoder):
 
 @pytest.fixture(scope="module")
 def shipped():
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
 
     return Predictor.load()  # the default: assets/checkpoint
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mtl_core import checkpoint
-from mtl_core.checkpoint import CheckpointError
-from mtl_core.config import HeadConfig, ModelConfig
-from mtl_core.heads import build_head
-from mtl_core.model import MultiTaskModel
+from mtl_core.model.config import HeadConfig, ModelConfig
+from mtl_core.model.heads import build_head
+from mtl_core.model.model import MultiTaskModel
+from mtl_core.tasks import checkpoint
+from mtl_core.tasks.checkpoint import CheckpointError
 
 SENTENCES = ["my card has not arrived", "I love this app so much, it is great", "rates?"]
 

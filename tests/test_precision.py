@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core.data import read_rows
-from mtl_core.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
-from mtl_core.model import MultiTaskModel
-from mtl_core.predictor import Predictor
+from mtl_core.data.loading import read_rows
+from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
+from mtl_core.model.model import MultiTaskModel
+from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
 
 needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 in hardware (AMX or AVX512-BF16)")

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from mtl_core.inputs import InputError, parse_sentences, parse_table
-from mtl_core.predictor import Predictor
+from mtl_core.serving.inputs import InputError, parse_sentences, parse_table
+from mtl_core.serving.predictor import Predictor
 from tests.conftest import URGENCY
 
 from conftest import INTENTS
@@ -70,8 +70,8 @@ DOCUMENTED_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_
                       "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
 
 
-def run_cli(module, *args, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", f"mtl_core.{module}", *map(str, args)],
+def run_cli(command, *args, env: dict | None = None):
+    return subprocess.run([sys.executable, "-m", "mtl_core", command, *map(str, args)],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
@@ -135,7 +135,7 @@ def scoped_task_checkpoint(tiny_checkpoint, tmp_path_factory):
     sentences: (folder, a sentence in scope, one out of scope)."""
     import json
 
-    from mtl_core import checkpoint
+    from mtl_core.tasks import checkpoint
 
     predictor = Predictor.load(tiny_checkpoint)
     predictor.add_task("urgency", [t for ex in URGENCY.values() for t in ex],
@@ -216,7 +216,7 @@ def test_every_command_honours_mtl_backbone(tiny_checkpoint, tiny_data_dir, tmp_
 @pytest.mark.parametrize("module", ["predict", "embed", "train", "evaluate"])
 def test_help_shows_how_the_command_is_run(module):
     result = run_cli(module, "--help")
-    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m mtl_core.{module}")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m mtl_core {module}")
 
 
 FORMULAS = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\")"]
@@ -235,7 +235,7 @@ def test_csv_downloads_keep_formulas_as_text_and_read_back_unchanged(tiny_checkp
 
 
 def test_a_tasks_examples_file_guards_formulas_and_round_trips(tmp_path):
-    from mtl_core.inputs import read_examples, write_examples
+    from mtl_core.serving.inputs import read_examples, write_examples
 
     texts, labels = FORMULAS, ["=label", "+x", "ok", "@y", "ok"]
     write_examples(texts, labels, tmp_path / "e.csv")

@@ -4,7 +4,7 @@ import shlex
 import subprocess
 import sys
 
-from mtl_core import datasets
+from mtl_core.data import originals as datasets
 from mtl_core.settings import ROOT
 from tests.test_datasets import originals  # noqa: F401 (a fixture: tiny originals in tmp_path/originals)
 
@@ -25,7 +25,7 @@ def test_the_clone_lines_fill_the_folders_the_data_command_reads():
 
 
 def test_the_data_line_builds_the_data_folder_from_the_originals(tmp_path, originals):  # noqa: F811 (the fixture)
-    [line] = [line for line in quickstart_lines() if line.startswith("python -m mtl_core.data prepare")]
+    [line] = [line for line in quickstart_lines() if line.startswith("python -m mtl_core data prepare")]
     done = subprocess.run([sys.executable, *shlex.split(line)[1:]], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     # tiny originals: every file is built, and every file but the fixed label list differs from the real data

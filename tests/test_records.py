@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from mtl_core.config import HeadConfig
-from mtl_core.model import MultiTaskModel
-from mtl_core.predictor import Predictor
-from mtl_core.records import csv_columns, predictions, write_csv
+from mtl_core.model.config import HeadConfig
+from mtl_core.model.model import MultiTaskModel
+from mtl_core.serving.predictor import Predictor
+from mtl_core.serving.records import csv_columns, predictions, write_csv
 from ui.texts import table_headers
 
 from conftest import INTENTS
@@ -54,7 +54,7 @@ def test_every_shape_carries_the_same_numbers(tiny_checkpoint):
 # ---- an out-of-scope row in the CSV, and an input's other columns --------------------------------------
 
 def rejected_and_accepted() -> list:
-    from mtl_core.records import Prediction, TaskPrediction
+    from mtl_core.serving.records import Prediction, TaskPrediction
 
     sentiment = TaskPrediction("positive", 0.5, {"negative": 0.2, "neutral": 0.3, "positive": 0.5})
     probs = {"card_arrival": 0.6, "age_limit": 0.4}
@@ -65,7 +65,7 @@ def rejected_and_accepted() -> list:
 
 
 def test_an_out_of_scope_row_says_none_as_the_app_does_with_the_closest_label_beside_it(tmp_path):
-    from mtl_core.records import NONE_LABEL
+    from mtl_core.serving.records import NONE_LABEL
 
     rejected, accepted = rejected_and_accepted()
     row = rejected.csv_row()
@@ -95,7 +95,7 @@ def test_an_out_of_scope_row_says_none_as_the_app_does_with_the_closest_label_be
     ([], ["text"], []),
 ])
 def test_an_input_column_never_takes_an_output_columns_name(columns, taken, expected):
-    from mtl_core.records import carried_names
+    from mtl_core.serving.records import carried_names
 
     names = carried_names(columns, taken)
     assert names == expected and not set(names) & set(taken) and len(set(names)) == len(names)

@@ -6,10 +6,17 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mtl_core.analysis import MapView, map_view
-from mtl_core.inputs import InputError, sentences_from_file, sentences_from_text
-from mtl_core.records import readable_label
-from mtl_core.reference import SHIPPED_REFERENCE, ReferenceBuilder, ReferenceMap, ReferenceSet, from_csv, load_reference_set
+from mtl_core.serving.analysis import MapView, map_view
+from mtl_core.serving.inputs import InputError, sentences_from_file, sentences_from_text
+from mtl_core.serving.records import readable_label
+from mtl_core.serving.reference import (
+    SHIPPED_REFERENCE,
+    ReferenceBuilder,
+    ReferenceMap,
+    ReferenceSet,
+    from_csv,
+    load_reference_set,
+)
 from mtl_core.settings import MAX_SENTENCES
 
 

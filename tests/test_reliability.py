@@ -71,8 +71,8 @@ def test_paths_outside_the_upload_area_are_never_read(app_url):
 
 
 def test_a_crashing_view_still_returns_the_others(tiny_checkpoint, monkeypatch):
-    from mtl_core import service
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving import service
+    from mtl_core.serving.predictor import Predictor
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("simulated projection bug")

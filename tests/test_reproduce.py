@@ -1,8 +1,8 @@
 """scripts/reproduce.py: its steps write under runs/ only, resume, and compare numbers as the table says."""
 import json
 
-from mtl_core.evaluation import default_output
 from mtl_core.settings import ROOT
+from mtl_core.training.evaluation import default_output
 from scripts import reproduce
 
 

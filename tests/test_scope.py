@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp, softmax
 
-from mtl_core import scope
+from mtl_core.tasks import scope
 
 
 @pytest.fixture
@@ -59,8 +59,8 @@ def scoped_checkpoint(tiny_checkpoint, tmp_path_factory):
     """The tiny checkpoint with a k-NN detector whose references are the tiny data's intent sentences."""
     import shutil
 
-    from mtl_core import checkpoint
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.tasks import checkpoint
 
     from conftest import INTENT_ROWS
 
@@ -79,7 +79,7 @@ def scoped_checkpoint(tiny_checkpoint, tmp_path_factory):
 def test_the_threshold_and_references_reload_bit_exactly(scoped_checkpoint):
     import json
 
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
 
     stored = json.loads((scoped_checkpoint / "config.json").read_text())["heads"][0]["scope"]
     detector = Predictor.load(scoped_checkpoint).scopes["intent"]
@@ -93,8 +93,8 @@ def test_the_threshold_and_references_reload_bit_exactly(scoped_checkpoint):
 def test_every_output_carries_the_decision(scoped_checkpoint, tmp_path):
     import csv
 
-    from mtl_core.predictor import Predictor
-    from mtl_core.records import csv_columns, write_csv
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.serving.records import csv_columns, write_csv
 
     predictor = Predictor.load(scoped_checkpoint)
     known, unknown = predictor.scopes["intent"].texts[0], "zzqx vortex plumbing haiku"
@@ -117,7 +117,7 @@ def test_every_output_carries_the_decision(scoped_checkpoint, tmp_path):
 
 
 def test_a_rejected_sentence_reads_as_none_in_the_table():
-    from mtl_core.records import Prediction, TaskPrediction
+    from mtl_core.serving.records import Prediction, TaskPrediction
 
     rejected = TaskPrediction("card_arrival", 0.4, {"card_arrival": 0.4, "age_limit": 0.6}, False, 0.2)
     row = Prediction("I love pizza.", {"intent": rejected}, False).table_row(1)
@@ -125,7 +125,7 @@ def test_a_rejected_sentence_reads_as_none_in_the_table():
 
 
 def test_an_old_checkpoint_without_a_scope_section_loads_without_a_decision(tiny_checkpoint, tmp_path):
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
 
     predictor = Predictor.load(tiny_checkpoint)
     assert predictor.scopes == {} and predictor.scoped_heads == []
@@ -136,8 +136,8 @@ def test_an_old_checkpoint_without_a_scope_section_loads_without_a_decision(tiny
 def test_broken_scope_files_are_a_clear_checkpoint_error(scoped_checkpoint, tmp_path):
     import shutil
 
-    from mtl_core.checkpoint import CheckpointError
-    from mtl_core.predictor import Predictor
+    from mtl_core.serving.predictor import Predictor
+    from mtl_core.tasks.checkpoint import CheckpointError
 
     broken = tmp_path / "broken"
     shutil.copytree(scoped_checkpoint, broken)
@@ -155,7 +155,7 @@ def test_predict_cli_adds_the_scope_columns_at_the_end(scoped_checkpoint, tmp_pa
 
     src, out = tmp_path / "in.txt", tmp_path / "out.csv"
     src.write_text("my card has not arrived\nI love pizza\n")
-    result = subprocess.run([sys.executable, "-m", "mtl_core.predict", "--input", str(src), "--output", str(out),
+    result = subprocess.run([sys.executable, "-m", "mtl_core", "predict", "--input", str(src), "--output", str(out),
                              "--checkpoint", str(scoped_checkpoint)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     header = list(csv.DictReader(out.open(encoding="utf-8")).fieldnames)

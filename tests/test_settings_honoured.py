@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from mtl_core import add_task, data, embed, evaluate, fit_scope, predict, train
+from mtl_core.commands import add_task, data, embed, evaluate, fit_scope, predict, train
 from mtl_core.settings import DEFAULT_CHECKPOINT, ROOT
 from tests.conftest import DATA_DIR
 

@@ -11,8 +11,8 @@ import torch
 
 from benchmarks import step1_check
 from benchmarks.output import generated_block, replace_generated
-from mtl_core.data import read_texts
-from mtl_core.encoder import SentenceEncoder, l2_normalize
+from mtl_core.data.loading import read_texts
+from mtl_core.model.encoder import SentenceEncoder, l2_normalize
 from tests.conftest import DATA_DIR, ROOT
 
 RESULTS = json.loads((ROOT / "benchmarks" / "step1_results.json").read_text(encoding="utf-8"))

@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import checkpoint
-from mtl_core.encoder import SentenceEncoder
-from mtl_core.features import compute_features, logits_from_features
-from mtl_core.metrics import expected_calibration_error, fit_temperature, task_metrics
-from mtl_core.model import MultiTaskModel
+from mtl_core.commands.train import parser, resolve_config
+from mtl_core.model.encoder import SentenceEncoder
+from mtl_core.model.model import MultiTaskModel
 from mtl_core.settings import ROOT, SettingsError
-from mtl_core.train import parser, resolve_config
-from mtl_core.training import (
+from mtl_core.tasks import checkpoint
+from mtl_core.training.features import compute_features, logits_from_features
+from mtl_core.training.loop import (
     TaskLossWeighting,
     TrainConfig,
     WeightAverage,
@@ -22,6 +21,7 @@ from mtl_core.training import (
     task_probabilities,
     train,
 )
+from mtl_core.training.metrics import expected_calibration_error, fit_temperature, task_metrics
 
 TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
 
@@ -115,7 +115,7 @@ def test_a_run_on_some_tasks_marks_only_those_heads_trained(tmp_path, tiny_data_
 
 
 def test_old_checkpoints_without_per_head_flags_still_load_as_trained():
-    from mtl_core.config import ModelConfig
+    from mtl_core.model.config import ModelConfig
 
     old = {"heads": [{"name": "intent", "labels": ["a", "b"]}, {"name": "sentiment", "labels": ["n", "p"]}],
            "trained": True}
@@ -192,7 +192,7 @@ def test_the_environment_wins_over_a_config_file_and_flags_over_both(tmp_path):
 
 
 def test_saved_configs_carry_no_data_folder(tmp_path, tiny_data_dir, tiny_backbone_dir):
-    from mtl_core.training import saved_config
+    from mtl_core.training.loop import saved_config
 
     cfg = TrainConfig(output=str(tmp_path / "run"), data_dir=str(tiny_data_dir))
     assert "data_dir" not in saved_config(cfg)
@@ -208,7 +208,7 @@ def test_every_config_field_is_a_flag_with_its_help():
     for f in fields(TrainConfig):
         flag = flags.get("--" + f.name.replace("_", "-"))
         assert flag is not None and flag.dest == f.name and flag.help.startswith(f.metadata["help"]), f.name
-    assert parser().prog == "python -m mtl_core.train"
+    assert parser().prog == "python -m mtl_core train"
     args = parser().parse_args(["--no-calibrate", "--uncertainty-weighting", "--freeze", "task_layers,intent",
                                 "--sampling", "uniform", "--no-cache"])
     cfg = resolve_config(args)
@@ -217,7 +217,7 @@ def test_every_config_field_is_a_flag_with_its_help():
 
 
 def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
-    from mtl_core.training import BatchSampler
+    from mtl_core.training.loop import BatchSampler
 
     lengths = np.random.default_rng(0).integers(5, 60, size=103)
     sampler = BatchSampler(103, 8, np.random.default_rng(1), lengths, window=4)
@@ -228,7 +228,7 @@ def test_batch_sampler_covers_every_row_once_per_pass_and_buckets_by_length():
 
 
 def test_uncalibrated_inverts_temperature_scaling():
-    from mtl_core.metrics import uncalibrated
+    from mtl_core.training.metrics import uncalibrated
 
     logits = torch.randn(20, 5) * 3
     scaled = torch.softmax(logits / 2.5, dim=1).numpy()
@@ -236,7 +236,7 @@ def test_uncalibrated_inverts_temperature_scaling():
 
 
 def test_feature_cache_key_separates_precisions(tiny_encoder):
-    from mtl_core.features import cache_key
+    from mtl_core.training.features import cache_key
 
     model = MultiTaskModel.build(tiny_encoder, ["x", "y"], task_layers=1)
     fp32_key = cache_key(model, TEXTS)
@@ -247,7 +247,7 @@ def test_feature_cache_key_separates_precisions(tiny_encoder):
 def test_evaluation_writes_bf16_beside_the_fp32_reference_never_over_it(tmp_path, tiny_checkpoint, tiny_data_dir):
     import shutil
 
-    from mtl_core.evaluation import evaluate_checkpoint
+    from mtl_core.training.evaluation import evaluate_checkpoint
 
     ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     report = evaluate_checkpoint(ckpt, tiny_data_dir, with_scope=False)

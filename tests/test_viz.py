@@ -5,16 +5,14 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from mtl_core.projection import UMAP_MIN_POINTS, CosineUMAP, cosine_distances, pca, project
-from mtl_core.viz import (
+from mtl_core.serving.projection import UMAP_MIN_POINTS, CosineUMAP, cosine_distances, pca, project
+from mtl_core.serving.similarity import cluster_order, clustered, cosine_similarity
+from ui.figures import (
     CELL_TEXT_MAX,
     NUMBER_TICKS,
     SENTIMENT_COLOURS,
     TICK_LABELS_MAX,
     Background,
-    cluster_order,
-    clustered,
-    cosine_similarity,
     projection_scatter,
     similarity_heatmap,
     tick_label,
@@ -237,8 +235,8 @@ def test_clustered_heatmap_outlines_its_groups():
 
 @pytest.mark.parametrize("n", [10, 300, 2000])
 def test_map_legend_lists_groups_not_every_label_and_reference_points_are_coloured(n):
-    from mtl_core.intent_groups import INTENT_GROUPS, intent_group
-    from mtl_core.viz import OUT_OF_SCOPE, colour_map
+    from mtl_core.tasks.intent_groups import INTENT_GROUPS, intent_group
+    from ui.figures import OUT_OF_SCOPE, colour_map
 
     rng = np.random.default_rng(0)
     intents = [i for group in INTENT_GROUPS.values() for i in group]
@@ -262,8 +260,8 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
 
 
 def test_no_intent_group_is_coloured_like_out_of_scope():
-    from mtl_core.intent_groups import INTENT_GROUPS
-    from mtl_core.viz import OUT_OF_SCOPE, colour_map
+    from mtl_core.tasks.intent_groups import INTENT_GROUPS
+    from ui.figures import OUT_OF_SCOPE, colour_map
 
     colours = colour_map([i for group in INTENT_GROUPS.values() for i in group])
     groups = [c for label, c in colours.items() if label != OUT_OF_SCOPE]
@@ -292,9 +290,9 @@ def test_region_labels_that_would_overlap_are_left_out():
 def test_every_intent_has_exactly_one_group():
     import json
 
-    from mtl_core.intent_groups import GROUP_OF, INTENT_GROUPS
-    from mtl_core.reference import from_csv
+    from mtl_core.serving.reference import from_csv
     from mtl_core.settings import Settings
+    from mtl_core.tasks.intent_groups import GROUP_OF, INTENT_GROUPS
 
     path = Settings.from_env().training_data_dir / "intent" / "labels.json"
     grouped = [i for group in INTENT_GROUPS.values() for i in group]

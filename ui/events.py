@@ -1,7 +1,7 @@
 """Event handlers: each returns its outputs by component (a dict), so no handler keeps a tuple in step
 with an outputs list, and an output left out keeps what it shows; gr.skip() when there is nothing to
 update (Gradio reads an empty dict as one value for every output, and fails). The work itself is done by
-mtl_core.service.Service (the only door to the model); here it is only put into components.
+mtl_core.serving.service.Service (the only door to the model); here it is only put into components.
 
 Tasks are data: every per-task component is made for each of the checkpoint's tasks, plus one spare
 slot (EXTRA) that a session's own task takes when it has one.
@@ -16,13 +16,13 @@ import gradio as gr
 from gradio.components.label import LabelConfidence, LabelData
 from gradio.utils import get_upload_folder
 
-from mtl_core.analysis import Analysis, Session, heatmap_figure, map_figure
-from mtl_core.fewshot import ExampleTask
-from mtl_core.inputs import InputError
-from mtl_core.records import readable_label
-from mtl_core.reference import Neighbour
-from mtl_core.service import Service, guarded
-from mtl_core.viz import word_highlights
+from mtl_core.serving.analysis import Analysis, Session
+from mtl_core.serving.inputs import InputError
+from mtl_core.serving.records import readable_label
+from mtl_core.serving.reference import Neighbour
+from mtl_core.serving.service import Service, guarded
+from mtl_core.tasks.fewshot import ExampleTask
+from ui.figures import heatmap_figure, map_figure, word_highlights
 
 from . import texts
 
@@ -51,7 +51,7 @@ def api_errors(fn):
 
 
 def register_api(service: Service) -> None:
-    """The public endpoints, by name; each is a plain Service method (see mtl_core/service.py)."""
+    """The public endpoints, by name; each is a plain Service method (see mtl_core/serving/service.py)."""
     heavy = model_queue(service)
     for endpoint in (service.analyse, service.predict, service.embed, service.similarity, service.projection,
                      service.search, service.explain, service.task_predict):

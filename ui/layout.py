@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from mtl_core.analysis import PREVIEW_DIMS
-from mtl_core.service import STORED_TASKS_MAX, Service
-from mtl_core.viz import placeholder_figure
+from mtl_core.serving.analysis import PREVIEW_DIMS
+from mtl_core.serving.service import STORED_TASKS_MAX, Service
+from ui.figures import placeholder_figure
 
 from . import texts
 from .components import HeadedLabel

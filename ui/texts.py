@@ -4,10 +4,10 @@ from __future__ import annotations
 import html
 import re
 
-from mtl_core.analysis import HEATMAP_MAX, Analysis
-from mtl_core.config import MAX_TOKENS
-from mtl_core.inputs import read_examples
-from mtl_core.records import readable_label
+from mtl_core.model.config import MAX_TOKENS
+from mtl_core.serving.analysis import HEATMAP_MAX, Analysis
+from mtl_core.serving.inputs import read_examples
+from mtl_core.serving.records import readable_label
 from mtl_core.settings import MAX_SENTENCES, ROOT
 
 MAX_FILE_SIZE = "2mb"  # passed to launch(); ~2,000 sentences of 1 kB each

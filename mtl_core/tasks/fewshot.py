@@ -1,0 +1,367 @@
+"""A new task from a few labelled examples: a head fitted on their shown embeddings, no backbone training.
+
+examples (text, label) -> check_examples -> embed (the shown all-MiniLM-L6-v2 embedding, unit length)
+  -> every candidate method, scored by stratified cross-validation on the examples (candidates() lists them)
+  -> the best one refitted on all examples -> ExampleHead (heads.py) + temperature from the held-out folds
+  -> out-of-scope detector: cosine to the nearest label centroid, threshold from the examples' own
+     leave-one-out scores -> ExampleTask (the head, its config, the detector and a TaskReport)
+
+The head reads the embedding the app shows, not the task layers (which were fine-tuned on Banking77), so
+a task adds no encoder cost: one more (H, C) product on the same pass. Measured on the standard few-shot
+splits: benchmarks/fewshot.py, docs/fewshot.md.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+
+from mtl_core.model.config import HeadConfig
+from mtl_core.model.heads import ExampleHead, HeadInputs
+from mtl_core.serving.inputs import InputError
+from mtl_core.serving.records import csv_columns
+from mtl_core.tasks.scope import ScopeConfig, ScopeDetector, label_sums, threshold_at_recall, unit_rows
+from mtl_core.training.metrics import scaled_softmax
+
+if TYPE_CHECKING:
+    from mtl_core.serving.predictor import Results
+
+log = logging.getLogger(__name__)
+
+MAX_LABELS = 200
+MAX_EXAMPLES = 20_000
+MAX_LABEL_CHARS = 100
+MIN_PER_LABEL = 2  # one example cannot be cross-validated, nor give its label a scope threshold
+FOLDS = 5
+LARGE_TASK, LARGE_TASK_FOLDS = 1000, 3  # from this many examples 3 folds (each holds out >= 333): keeps a
+# 1,500-example task's build within 10 s on 2 cores (benchmarks/fewshot.py)
+TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # it names CSV columns (<name>_score) and files
+RECORD_FIELDS = ("text", "truncated")  # the keys of a prediction record beside its tasks (records.py)
+SCOPE_RECALL = 0.95  # the threshold accepts this share of the examples' leave-one-out scores
+LOGREG_C = 10.0  # inverse L2 strength, as scikit-learn's C
+ADAPTER_STEPS, ADAPTER_LR, SUPCON_TAU = 10, 1e-3, 0.05  # chosen on the few-shot splits' dev sets
+TEMPERATURES = np.geomspace(0.5, 20, 40)  # never much sharper than fitted: perfect folds would push it to 0
+
+
+# ---- checking the examples ---------------------------------------------------------------------------
+
+def check_name(name: str, taken: list[str]) -> str:
+    name = (name or "").strip()
+    if not TASK_NAME.match(name):
+        raise InputError(f"task name {name!r} must start with a lowercase letter and use only a-z, 0-9 and _ "
+                         "(at most 40 characters): it names the CSV columns <name>, <name>_score, ...")
+    if name in taken:
+        raise InputError(f"the model already has a task named {name!r}; choose another name (taken: {taken})")
+    if name in RECORD_FIELDS:
+        raise InputError(f"{name!r} is a field of every prediction record; choose another task name")
+    return name
+
+
+def check_columns(name: str, labels: list[str], existing: Mapping[str, list[str]]) -> None:
+    """The task's output columns must not repeat another's (a task `intent_score`, a label `score`): in a
+    record or a CSV row the later one would silently overwrite the earlier."""
+    columns = csv_columns({**existing, name: labels}, [*existing, name])  # as if every task had a scope
+    repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
+    if repeated:
+        raise InputError(f"the task name {name!r} or one of its labels would make the output column {repeated[0]!r} "
+                         "twice; rename the task or the label")
+
+
+def check_examples(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:
+    """(texts, labels, duplicates dropped): whitespace-trimmed pairs, empty ones and exact repeats removed.
+    InputError with the reason for anything a head cannot be fitted on."""
+    pairs, seen = [], set()
+    for text, label in zip(texts, labels, strict=True):
+        text, label = " ".join(str(text).split()), str(label).strip()
+        if text and label and (text, label) not in seen:
+            seen.add((text, label))
+            pairs.append((text, label))
+    duplicates = sum(1 for t, y in zip(texts, labels) if str(t).strip() and str(y).strip()) - len(pairs)
+    if len(pairs) > MAX_EXAMPLES:
+        raise InputError(f"{len(pairs):,} examples; at most {MAX_EXAMPLES:,} per task")
+    counts = Counter(label for _, label in pairs)
+    check_labels(counts)
+    conflicts = [t for t, n in Counter(t for t, _ in pairs).items() if n > 1]
+    if conflicts:
+        raise InputError(f"{len(conflicts)} example(s) have two different labels, e.g. {conflicts[0]!r}; "
+                         "give each example one label")
+    return [t for t, _ in pairs], [y for _, y in pairs], duplicates
+
+
+def check_labels(counts: Counter) -> None:
+    if len(counts) < 2:
+        found = f"only the label {next(iter(counts))!r}" if counts else "no examples"
+        raise InputError(f"{found}: a task needs at least 2 labels, each with at least {MIN_PER_LABEL} examples")
+    if len(counts) > MAX_LABELS:
+        raise InputError(f"{len(counts):,} labels; at most {MAX_LABELS} per task")
+    long = [label for label in counts if len(label) > MAX_LABEL_CHARS]
+    if long:
+        raise InputError(f"label {long[0][:40]!r}… has {len(long[0])} characters; at most {MAX_LABEL_CHARS}")
+    few = sorted(label for label, n in counts.items() if n < MIN_PER_LABEL)
+    if few:
+        shown = ", ".join(repr(label) for label in few[:5]) + (" …" if len(few) > 5 else "")
+        raise InputError(f"{len(few)} label(s) have fewer than {MIN_PER_LABEL} examples ({shown}); give each label "
+                         f"at least {MIN_PER_LABEL} (5-10 work well)")
+
+
+# ---- the candidate heads -------------------------------------------------------------------------------
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_labels: int, c: float = LOGREG_C) -> dict[str, torch.Tensor]:
+    """Multinomial logistic regression (L2, as scikit-learn's C), full-batch L-BFGS: (N, H) -> linear weights."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(x.shape[1], num_labels)
+    torch.nn.init.zeros_(linear.weight), torch.nn.init.zeros_(linear.bias)
+    optimiser = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=200, history_size=20,
+                                  line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimiser.zero_grad()
+        value = (torch.nn.functional.cross_entropy(linear(x), y, reduction="sum")
+                 + 0.5 / c * linear.weight.pow(2).sum())
+        value.backward()
+        return value
+
+    optimiser.step(loss)
+    return {"linear.weight": linear.weight.detach().clone(), "linear.bias": linear.bias.detach().clone()}
+
+
+def fit_centroid(x: torch.Tensor, y: torch.Tensor, num_labels: int, scale: float = 20.0) -> dict[str, torch.Tensor]:
+    """Nearest centroid by cosine, written as a linear layer: logits = scale * cos(x, centroid) (the
+    temperature fitted afterwards sets the confidence; the scale only keeps it in the grid's range)."""
+    centroids = torch.zeros(num_labels, x.shape[1]).index_add_(0, y, x)  # (C, H)
+    weight = scale * torch.nn.functional.normalize(centroids, dim=1)
+    return {"linear.weight": weight, "linear.bias": torch.zeros(num_labels)}
+
+
+def fit_knn(x: torch.Tensor, y: torch.Tensor, num_labels: int) -> dict[str, torch.Tensor]:
+    return {"examples": x.clone(), "example_labels": y.clone()}
+
+
+def fit_adapter(x: torch.Tensor, y: torch.Tensor, steps: int = ADAPTER_STEPS, lr: float = ADAPTER_LR,
+                tau: float = SUPCON_TAU) -> torch.Tensor:
+    """A SetFit-style contrastive tune on the cached embeddings, not the encoder: a residual adapter
+    x -> normalise(x + x A^T), A (H, H) from zero, trained full-batch with the supervised contrastive loss
+    (Khosla et al., 2020) so that examples of one label move together. Few, small steps: on the few-shot
+    splits' dev sets longer tuning over-fits (benchmarks/fewshot.py). Returns A as a Linear weight."""
+    torch.manual_seed(0)
+    adapter = torch.nn.Linear(x.shape[1], x.shape[1], bias=False)
+    torch.nn.init.zeros_(adapter.weight)
+    optimiser = torch.optim.Adam(adapter.parameters(), lr=lr)
+    same = (y[:, None] == y[None, :]).float()  # (N, N)
+    positives = same - torch.eye(len(x))
+    for _ in range(steps):
+        z = torch.nn.functional.normalize(x + adapter(x), dim=1)  # (N, H)
+        logits = (z @ z.T / tau).fill_diagonal_(-1e9)  # (N, N), an example is not its own neighbour
+        log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        loss = -((log_p * positives).sum(1) / positives.sum(1).clamp(min=1)).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return adapter.weight.detach().clone()
+
+
+def fit_adapted_logistic(x: torch.Tensor, y: torch.Tensor, num_labels: int) -> dict[str, torch.Tensor]:
+    """fit_adapter, then logistic regression on the adapted embeddings."""
+    weight = fit_adapter(x, y)
+    features = torch.nn.functional.normalize(x + x @ weight.T, dim=1)
+    return {"adapter.weight": weight, **fit_logistic(features, y, num_labels)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    params: dict  # the ExampleHead's params, without num_examples
+    fit: Callable[[torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
+
+
+def candidates() -> list[Candidate]:
+    """The methods a task chooses among (by cross-validation on its examples)."""
+    return [Candidate("nearest centroid", {"method": "linear"}, fit_centroid),
+            Candidate("k-NN (k=5)", {"method": "knn", "k": 5}, fit_knn),
+            Candidate("logistic regression", {"method": "linear"}, fit_logistic),
+            Candidate("contrastive adapter + logistic regression", {"method": "linear", "adapter": True},
+                      fit_adapted_logistic)]
+
+
+def label_text(label: str) -> str:
+    """A label as a sentence-like text, embedded as one more example of it: 'card_arrival' -> 'card arrival'."""
+    return label.replace("_", " ").rstrip("?").strip().lower() or label
+
+
+def build_head(candidate: Candidate, name: str, labels: list[str], x: torch.Tensor, y: torch.Tensor,
+               temperature: float = 1.0) -> tuple[HeadConfig, ExampleHead]:
+    params = {**candidate.params, "num_examples": len(x), "candidate": candidate.name}
+    config = HeadConfig(name, list(labels), kind="examples", reads="embedding", params=params,
+                        temperature=temperature, trained=True)
+    head = ExampleHead(config, x.shape[1])
+    head.load_state_dict(candidate.fit(x, y, len(labels)), strict=False)  # a linear head has no k-NN buffers
+    return config, head.eval()
+
+
+@torch.inference_mode()
+def head_logits(head: ExampleHead, x: torch.Tensor) -> torch.Tensor:
+    return head(HeadInputs(pooled=x, embedding=x))
+
+
+# ---- cross-validation, scope, report --------------------------------------------------------------------
+
+@dataclass
+class TaskReport:
+    """What a person needs to trust (or fix) a task: how well it separates its labels, and where not."""
+
+    name: str
+    method: str
+    cv_accuracy: float  # mean over the folds, on the examples held out of each fold
+    cv_spread: float  # sample standard deviation over the folds
+    folds: int
+    counts: dict[str, int]
+    confused: list[tuple[str, str, int]]  # (true label, predicted label, how often), most frequent first
+    candidates: dict[str, float]  # every method's cross-validated accuracy
+    scope_threshold: float
+    duplicates_dropped: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """The report as plain text, for the command line."""
+        out = [f"task {self.name!r}: {len(self.counts)} labels, {sum(self.counts.values()):,} examples "
+               f"({self.duplicates_dropped} duplicates dropped), built in {self.seconds:.1f} s",
+               f"head: {self.method}; {self.folds}-fold cross-validated accuracy "
+               f"{100 * self.cv_accuracy:.1f}% ± {100 * self.cv_spread:.1f}",
+               "methods (cross-validated accuracy): " +
+               ", ".join(f"{m} {100 * a:.1f}%" for m, a in self.candidates.items()),
+               f"out of scope below cosine {self.scope_threshold:.3f} to the nearest label centroid (95% of the "
+               "examples reach it, each left out of its centroid)",
+               "examples per label: " + ", ".join(f"{label} {n}" for label, n in self.counts.items())]
+        if self.confused:
+            out.append("most confused: " + "; ".join(f"{t} -> {p} ({n}x)" for t, p, n in self.confused))
+        return out
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A task's embedded examples (N, H) with label indices (N,), and its label names embedded (C, H)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    names: torch.Tensor
+
+    def training_set(self, idx: np.ndarray | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples idx plus every label's name as one more example of it (a small, steady gain on the
+        few-shot splits: benchmarks/fewshot.py)."""
+        return torch.cat([self.x[idx], self.names]), torch.cat([self.y[idx], torch.arange(len(self.names))])
+
+
+def cross_validate(candidate: Candidate, data: Examples, labels: list[str],
+                   folds: StratifiedKFold) -> tuple[list[float], np.ndarray]:
+    """Per-fold accuracies and the out-of-fold logits (N, C) of one candidate."""
+    x, y = data.x, data.y
+    out = np.zeros((len(x), len(labels)), dtype=np.float32)
+    accuracies = []
+    for train, held_out in folds.split(np.zeros(len(y)), y.numpy()):
+        _, head = build_head(candidate, "cv", labels, *data.training_set(train))
+        out[held_out] = head_logits(head, x[held_out]).numpy()
+        accuracies.append(float((out[held_out].argmax(1) == y.numpy()[held_out]).mean()))
+    return accuracies, out
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature with the lowest negative log-likelihood of the held-out logits (a grid search)."""
+    z = torch.from_numpy(logits)
+    nll = [float(torch.nn.functional.cross_entropy(z / t, torch.from_numpy(y))) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(nll))])
+
+
+def most_confused(y: np.ndarray, predicted: np.ndarray, labels: list[str], top: int = 5) -> list[tuple[str, str, int]]:
+    pairs = Counter((labels[t], labels[p]) for t, p in zip(y, predicted) if t != p)
+    return [(t, p, n) for (t, p), n in pairs.most_common(top)]
+
+
+def leave_one_out_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each example's centroid scope score with itself left out of its label's centroid: (N, H), (N,) -> (N,)."""
+    sums = label_sums(x, y)  # (C, H)
+    sims = x @ unit_rows(sums).T  # (N, C): against every label's full centroid
+    own = unit_rows(sums[y] - x)  # (N, H): its own label's centroid without it
+    sims[np.arange(len(x)), y] = (own * x).sum(axis=1)
+    return sims.max(axis=1)
+
+
+def fit_scope(name: str, x: np.ndarray, texts: list[str], labels: list[str], y: np.ndarray) -> ScopeDetector:
+    """The task's out-of-scope detector from its examples alone: score = cosine to the nearest label
+    centroid; the threshold accepts SCOPE_RECALL of the examples' own scores, each with itself left out of
+    its centroid. No out-of-scope data is needed (the score was chosen on CLINC150's dev sentences against
+    its dev oos queries, among k-NN and combined scores: benchmarks/fewshot.py)."""
+    reference = x.astype(np.float16).astype(np.float32)  # score with what is stored
+    threshold = threshold_at_recall(leave_one_out_scores(reference, y), SCOPE_RECALL)
+    config = ScopeConfig(threshold=threshold, head=name, k=1, dev_recall=SCOPE_RECALL, files=f"scope_{name}",
+                         method="cosine to the nearest label centroid of the task's examples",
+                         fitted_on=f"leave-one-out over its {len(x):,} examples", centroids=True)
+    return ScopeDetector(config, reference, texts, labels)
+
+
+@dataclass
+class ExampleTask:
+    """A fitted task: its head config, the head, its out-of-scope detector and the report."""
+
+    config: HeadConfig
+    head: ExampleHead
+    scope: ScopeDetector
+    report: TaskReport
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, C) from the shown embeddings (N, H)."""
+        logits = head_logits(self.head, torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)))
+        return scaled_softmax(logits, self.config.temperature).numpy()
+
+    def apply(self, results: "Results") -> "Results":
+        """The results with this task added: its head on their embeddings, no encoder pass."""
+        return results.with_task(self.name, self.config.labels, self.probabilities(results.embeddings), self.scope)
+
+    def examples(self) -> tuple[list[str], list[str]]:
+        """The (texts, labels) it was fitted on: the detector keeps them."""
+        return self.scope.texts, self.scope.labels
+
+
+def fit_task(name: str, texts: list[str], labels: list[str], embed: Callable[[list[str]], np.ndarray],
+             existing: Mapping[str, list[str]] | None = None, seed: int = 0) -> ExampleTask:
+    """Check the examples, embed them with `embed` (the shown embedding, (N, H) unit rows), choose the head
+    by stratified cross-validation among candidates(), refit it on every example, fit its scope.
+    `existing`: the other tasks served beside it (name -> labels), whose names and columns it must not take."""
+    start = time.perf_counter()
+    existing = dict(existing or {})
+    name = check_name(name, list(existing))
+    texts, labels, duplicates = check_examples(texts, labels)
+    names = list(dict.fromkeys(labels))  # label order: first appearance
+    check_columns(name, names, existing)
+    y = torch.tensor([names.index(label) for label in labels])
+    vectors = np.ascontiguousarray(embed(texts + [label_text(n) for n in names]), dtype=np.float32)
+    data = Examples(torch.from_numpy(vectors[:len(texts)]), y, torch.from_numpy(vectors[len(texts):]))
+    counts = Counter(labels)
+    wanted = LARGE_TASK_FOLDS if len(texts) >= LARGE_TASK else FOLDS
+    folds = StratifiedKFold(n_splits=min(wanted, min(counts.values())), shuffle=True, random_state=seed)
+    scored = {c.name: (c, *cross_validate(c, data, names, folds)) for c in candidates()}
+    best, accuracies, held_out_logits = max(scored.values(), key=lambda s: np.mean(s[1]))
+    temperature = fit_temperature(held_out_logits, y.numpy())
+    config, head = build_head(best, name, names, *data.training_set(), temperature)
+    scope = fit_scope(name, data.x.numpy(), texts, labels, y.numpy())
+    report = TaskReport(name, best.name, float(np.mean(accuracies)), float(np.std(accuracies, ddof=1)),
+                        folds.get_n_splits(), {label: counts[label] for label in names},
+                        most_confused(y.numpy(), held_out_logits.argmax(1), names),
+                        {n: float(np.mean(s[1])) for n, s in scored.items()}, scope.config.threshold, duplicates,
+                        time.perf_counter() - start)
+    log.info("task %s: %s, cv accuracy %.3f", name, best.name, report.cv_accuracy)
+    return ExampleTask(config, head, scope, report)
