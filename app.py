@@ -12,21 +12,18 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from mtl_core.data.loading import DataError, read_labels
+from mtl_core.data.loading import DataError, builtin_labels
 from mtl_core.model.encoder import BackboneNotFoundError
 from mtl_core.serving.predictor import Predictor, SentenceCache
 from mtl_core.serving.reference import ReferenceBuilder, load_reference_set
 from mtl_core.serving.service import Service
-from mtl_core.settings import Settings, SettingsError
+from mtl_core.settings import SERVING_PRECISION, Settings, SettingsError
 from mtl_core.tasks.checkpoint import CheckpointError, read_config
 from ui import CSS, build_demo
 from ui.texts import FIGURES, MAX_FILE_SIZE, UNTRAINED_BANNER
 
 log = logging.getLogger("app")
 M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
-# bf16 where the CPU multiplies it in hardware: 2x faster, test metrics within 0.03 points of fp32
-# (docs/performance.md); MTL_PRECISION=fp32 gives the reference values exactly
-APP_PRECISION = "auto"
 # Varied lengths: the first passes pay for thread-pool start-up and kernel selection, not the users.
 WARM_UP = ["Hi.", "Where is my card?", "I was charged twice for the same coffee and nobody answers my emails."] * 4
 # Serving starts once the reference map is built (about a minute on 2 cores, mostly compiling UMAP), so no
@@ -49,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The environment's settings with the command line's flags on top."""
     flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "data_dir": args.data_dir}
-    settings = Settings.from_env(default_precision=APP_PRECISION)
+    # bf16 where the CPU multiplies it in hardware, as every command that serves (settings.py says why);
+    # MTL_PRECISION=fp32 gives the reference values exactly
+    settings = Settings.from_env(default_precision=SERVING_PRECISION)
     return replace(settings, **{k: v for k, v in flags.items() if v is not None})
 
 
@@ -62,7 +61,7 @@ def load_predictor(settings: Settings, checkpoint_given: bool) -> tuple[Predicto
             raise SystemExit(f"error: {err}. Train one with `python -m mtl_core train`, or pass --data-dir "
                              "to start with untrained heads.") from err
         log.warning("%s; starting with UNTRAINED heads", err)
-        predictor = Predictor.untrained(read_labels(settings.data_dir / "intent"))
+        predictor = Predictor.untrained(builtin_labels(settings.data_dir))
     else:
         predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision)
     untrained = predictor.model.config.untrained_heads

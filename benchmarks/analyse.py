@@ -37,7 +37,7 @@ import orjson
 
 from benchmarks.output import benchmark_parser, parse_benchmark_args, write_results, write_section
 from benchmarks.run import fresh_sentences, load_sentences
-from mtl_core.settings import ROOT, Settings
+from mtl_core.settings import ROOT, SERVING_PRECISION, Settings
 
 MODEL_PASS = ("tokenize", "encoder", "heads", "scope")
 STAGES = (*MODEL_PASS, "records", "table", "heatmap", "map", "downloads", "details", "explanation")
@@ -110,7 +110,7 @@ def build_app(data_dir: Path):
     from mtl_core.serving.service import Service
     from ui import build_demo
 
-    settings = Settings.from_env(default_precision=app.APP_PRECISION)
+    settings = Settings.from_env(default_precision=SERVING_PRECISION)
     predictor = Predictor.load(settings.checkpoint, settings.backbone, precision=settings.precision)
     predictor.run(app.WARM_UP)
     predictor.cache = SentenceCache()

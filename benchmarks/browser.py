@@ -72,7 +72,9 @@ def call_ms(client, *args, api_name: str) -> float:
 
 def server_side_costs(sentences: list[str]) -> dict[str, float]:
     """ms and bytes of each UI output, built in this process from one analysis of the sentences."""
-    from mtl_core.serving.analysis import Analysis, MapView
+    from mtl_core.serving.analysis import Analysis
+    from mtl_core.serving.downloads import write_downloads
+    from mtl_core.serving.maps import MapView
     from mtl_core.serving.predictor import Predictor
     from mtl_core.serving.projection import Projection, pca
     from ui.figures import heatmap_figure, map_figure
@@ -84,7 +86,7 @@ def server_side_costs(sentences: list[str]) -> dict[str, float]:
     for name, build in (("heatmap", lambda: heatmap_figure(analysis, "input")),
                         ("map figure", lambda: map_figure(analysis, view, "intent", 2)),
                         ("table", analysis.table), ("embedding preview", analysis.embedding_preview),
-                        ("downloads", lambda: analysis.write_downloads(Path(tempfile.mkdtemp())))):
+                        ("downloads", lambda: write_downloads(analysis, Path(tempfile.mkdtemp())))):
         start = time.perf_counter()
         out = build()
         timings[name] = round((time.perf_counter() - start) * 1000, 1)

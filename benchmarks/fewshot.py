@@ -40,7 +40,8 @@ from benchmarks.output import write_results
 from benchmarks.run import timed
 from mtl_core.data.loading import read_texts
 from mtl_core.model.encoder import SentenceEncoder
-from mtl_core.serving.analysis import Analysis, map_view
+from mtl_core.serving.analysis import Analysis
+from mtl_core.serving.maps import map_view
 from mtl_core.serving.predictor import Predictor
 from mtl_core.serving.reference import ReferenceBuilder, load_reference_set
 from mtl_core.settings import ROOT, Settings

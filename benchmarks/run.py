@@ -48,12 +48,12 @@ from mtl_core.data.loading import read_texts
 from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path, length_sorted_groups, native_bf16
 from mtl_core.serving import projection
 from mtl_core.serving import similarity as similarity_maths
-from mtl_core.serving.reference import PER_INTENT, PER_SENTIMENT
 from mtl_core.settings import DEFAULT_CHECKPOINT, ROOT
 from mtl_core.settings import Settings as AppSettings
-from ui import figures as viz
+from mtl_core.tasks.definitions import INTENT, SENTIMENT
+from ui import figures
 
-HEAVY = re.compile(r"-m mtl_core\.|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings
+HEAVY = re.compile(r"-m mtl_core\b|pytest|app\.py")  # training, evaluation, tests, app servers: they spoil timings
 Encoder = Callable[[list[str]], np.ndarray]
 REFERENCE = "sentence-transformers"
 FP32, BF16 = "ours (fp32)", "ours (bf16)"
@@ -85,7 +85,7 @@ class Settings:
 FULL = Settings(sentences=None, repeats=5, peak_n=2048, peak_repeats=10, small_sizes=(1, 10), small_repeats=30,
                 app_repeats={10: 20, 100: 10, 1000: 5}, app_precisions=("fp32", "bf16"),
                 projection_sizes=(10, 100, 500, 1000, 2000, 5000), transform_sizes=(10, 100, 1000, 2000),
-                reference_points=77 * PER_INTENT + 3 * PER_SENTIMENT,  # the app's reference map (data folder)
+                reference_points=77 * INTENT.reference_per_label + 3 * SENTIMENT.reference_per_label,  # the app's map
                 heatmap_sizes=(10, 100, 300, 1000, 2000), cluster_max=1000, reference_timeout_s=240)
 QUICK = Settings(sentences=32, repeats=1, peak_n=512, peak_repeats=2, small_sizes=(1,), small_repeats=2,
                  app_repeats={10: 2}, app_precisions=("fp32",), projection_sizes=(10, 40), transform_sizes=(10,),
@@ -457,7 +457,7 @@ def projection_section(embeddings: np.ndarray, texts: list[str], settings: Setti
     fits = []
     for n in [n for n in settings.projection_sizes if n <= len(embeddings)]:
         seconds, proj = timed(projection.project, embeddings[:n], 2)
-        figure = viz.projection_scatter(proj.coords, texts[:n], ["x"] * n, method=proj.method)
+        figure = figures.projection_scatter(proj.coords, texts[:n], ["x"] * n, method=proj.method)
         fits.append({"n": n, "fit_s": round(seconds, 3), "method": proj.method,
                      "scatter_json_bytes": len(figure.to_json().encode())})
     r = settings.reference_points
@@ -472,10 +472,10 @@ def projection_section(embeddings: np.ndarray, texts: list[str], settings: Setti
 def heatmap_section(embeddings: np.ndarray, texts: list[str], settings: Settings) -> list[dict]:
     rows = []
     for n in [n for n in settings.heatmap_sizes if n <= len(embeddings)]:
-        build_s, figure = timed(viz.similarity_heatmap, embeddings[:n], texts[:n])
+        build_s, figure = timed(figures.similarity_heatmap, embeddings[:n], texts[:n])
         json_s, payload = timed(figure.to_json)
         row = {"n": n, "build_s": round(build_s, 3), "to_json_s": round(json_s, 3), "json_bytes": len(payload.encode()),
-               "cell_text": n <= viz.CELL_TEXT_MAX}
+               "cell_text": n <= figures.CELL_TEXT_MAX}
         if n <= settings.cluster_max:
             similarity = similarity_maths.cosine_similarity(embeddings[:n])
             row["cluster_order_s"] = round(timed(similarity_maths.cluster_order, similarity)[0], 3)

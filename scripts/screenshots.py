@@ -53,7 +53,7 @@ def shoot(page, sentences: list[str], path: Path | None) -> None:
 
 def build_task(page, select_row: int, path: Path) -> None:
     """Fill in the example task, Build it, wait for the re-analysis with its column, select a row, shoot."""
-    page.locator("#your-labels").get_by_role("button").filter(has_text="fees:").first.click()
+    page.locator("#your-labels").get_by_role("button").filter(has_text="Topics:").first.click()
     page.locator("#build-task").click()
     page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('is ready')",
                            timeout=TIMEOUT_MS)

@@ -9,7 +9,7 @@ file's size from PyPI's JSON API (or the file itself). Writes docs/results/space
 
 PyPI serves Linux the CUDA build of torch; `requirements.txt` names PyTorch's CPU index
 (download.pytorch.org/whl/cpu), where `torch==2.13.0` finds `2.13.0+cpu`. Where that index cannot be
-reached (this project's machines reach PyPI only), pass `--torch-wheel` a copy of the CPU index's wheel:
+reached (a machine that reaches PyPI only), pass `--torch-wheel` a copy of the CPU index's wheel:
 the resolver then sees PyPI plus that one file in place of the index, and the report says so.
 """
 from __future__ import annotations

@@ -75,6 +75,15 @@ SENTIMENT_ROWS = {"negative": ["this is awful", "I hate it", "worst app ever", "
 
 
 INTENTS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "age_limit", "pin_blocked", "top_up_limits"]
+TASK_LABELS = {"intent": INTENTS, "sentiment": list(SENTIMENT_ROWS)}  # the built-in tasks' labels of the tiny model
+
+
+def two_task_model(encoder: SentenceEncoder, intents: list[str] = INTENTS, task_layers: int = 0):
+    """The built-in tasks' untrained heads (intent with these labels, sentiment) on `encoder`."""
+    from mtl_core.model.model import MultiTaskModel
+    from mtl_core.tasks.definitions import builtin_heads
+
+    return MultiTaskModel.build(encoder, builtin_heads({**TASK_LABELS, "intent": list(intents)}), task_layers)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +92,7 @@ def tiny_checkpoint(tiny_backbone_dir, tmp_path_factory) -> Path:
     from mtl_core.serving.predictor import Predictor
     from mtl_core.tasks import checkpoint
 
-    predictor = Predictor.untrained(INTENTS, SentenceEncoder.load(str(tiny_backbone_dir)))
+    predictor = Predictor.untrained(TASK_LABELS, SentenceEncoder.load(str(tiny_backbone_dir)))
     return checkpoint.save(predictor.model, tmp_path_factory.mktemp("ckpt"))
 
 

@@ -110,6 +110,8 @@ def test_a_task_added_on_top_of_an_added_one(added, examples_csv, tmp_path):
     ("bad_name", "must start with a lowercase letter"),
     ("one_label", "a task needs at least 2 labels"),
     ("same_as_base", "is the base checkpoint"),
+    # an unquoted comma: the line and the extra field, not "1 label(s) have fewer than 2 examples"
+    ("unquoted_comma", "unquoted_comma.csv line 3, text: 3 fields where the header has 2 (extra: 'a')"),
 ])
 def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, examples_csv, tmp_path, case, match):
     base = tmp_path / "base"
@@ -129,6 +131,9 @@ def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, examples_csv, tmp
         examples.write_text("text,label\nhello,a\nhi,a\n", encoding="utf-8")
     elif case == "same_as_base":
         out = base
+    elif case == "unquoted_comma":
+        examples = tmp_path / "unquoted_comma.csv"
+        examples.write_text("text,label\nhello there,a\nhi, you,a\nbye,b\nciao,b\n", encoding="utf-8")
     before = sorted(p.name for p in base.iterdir())
     result = run_cli("add_task", "--examples", examples, "--name", name, "--output", out, "--checkpoint", base)
     one_line_error(result, match)
@@ -149,7 +154,8 @@ def test_a_legacy_checkpoint_with_a_top_level_scope_keeps_its_detector(tiny_chec
     shutil.copytree(tiny_checkpoint, base)
     predictor = Predictor.load(base)
     texts = [t for ts in ROWS.values() for t in ts]
-    detector = scope.ScopeDetector.fit(predictor.embed(texts), texts, ["x"] * len(texts), predictor.embed(texts), "t")
+    detector = scope.ScopeDetector.fit_knn(predictor.embed(texts), texts, ["x"] * len(texts), predictor.embed(texts), "t",
+                                           "intent")
     detector.save(base)  # scope.safetensors, scope_sentences.json: the shipped names
     config = json.loads((base / "config.json").read_text())
     legacy = {k: v for k, v in detector.config.__dict__.items() if k != "files"}

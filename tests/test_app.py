@@ -37,15 +37,18 @@ def test_predict_returns_a_record_per_sentence(client):
     assert [r["text"] for r in records] == SENTENCES + [long_sentence]
     for r in records:
         assert 0.0 <= r["intent"]["score"] <= 1.0 and len(r["intent"]["top"]) == 5
-        assert r["intent"]["top"][0][0] == r["intent"]["label"]
+        assert r["intent"]["top"][0][0] == r["intent"]["closest"]
         assert sum(r["sentiment"]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
         assert set(r["sentiment"]["probs"]) == {"negative", "neutral", "positive"}
     assert [r["truncated"] for r in records] == [False, False, False, True]
     for r in records:  # the shipped checkpoint has an out-of-scope detector: every record carries its decision
         assert isinstance(r["intent"]["in_scope"], bool) and isinstance(r["intent"]["scope_score"], float)
-        assert "in_scope" not in r["sentiment"]
-    out_of_scope = client.predict("Who painted the Mona Lisa?", api_name="/analyse")["predictions"][0]
-    assert out_of_scope["intent"]["in_scope"] is False and out_of_scope["intent"]["label"]  # closest intent kept
+        assert r["intent"]["label"] == (r["intent"]["closest"] if r["intent"]["in_scope"] else "none")
+        assert "in_scope" not in r["sentiment"] and "closest" not in r["sentiment"]
+    assert records[0]["intent"]["label"] == "card_arrival" and records[1]["intent"]["label"] == "none"  # "I love this app!"
+    out_of_scope = client.predict("Who painted the Mona Lisa?", api_name="/analyse")["predictions"][0]["intent"]
+    assert out_of_scope["in_scope"] is False and out_of_scope["label"] == "none"  # as the CSV says it
+    assert out_of_scope["closest"] == out_of_scope["top"][0][0] and out_of_scope["score"] == out_of_scope["top"][0][1]
 
 
 def test_analyse_returns_every_view_from_one_call(client):

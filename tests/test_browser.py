@@ -94,7 +94,7 @@ def test_submit_fills_table_and_draws_both_plots(page):
 
 
 def download_folders() -> int:
-    """The app's scratch folders for downloads (service.Downloads): one per set of files built."""
+    """The app's scratch folders for downloads (serving/downloads.Downloads): one per set of files built."""
     root = Path(tempfile.gettempdir()) / "mtl_app_downloads"
     return len(list(root.iterdir())) if root.exists() else 0
 
@@ -302,6 +302,13 @@ def test_a_task_downloads_as_a_file_that_rebuilds_it_and_remove_drops_it(page, a
 
         assert summary(same) == summary(report)  # the same task
         visitor_page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('Gamma card')")
+        assert visitor_page.locator("#task-examples textarea").input_value() == ""  # the box held another task's examples
+        visitor_page.locator("#task-name textarea, #task-name input").first.fill("gamma_again")
+        visitor_page.locator("#build-task").click()  # the box is empty: Build builds the uploaded examples again
+        visitor_page.wait_for_function("([sel, want]) => document.querySelector(sel)?.innerText.includes(want)",
+                                       arg=["#task-report", "“gamma_again” is ready"])
+        assert summary(visitor_page.locator("#task-report").inner_text().replace("gamma_again", "gamma")) == summary(report)
+        visitor_page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('gamma_again')")
         bad = tmp_path / "labels.csv"
         bad.write_text("sentence,tag\nhello,a\n", encoding="utf-8")
         visitor_page.locator("#task-upload input[type=file]").set_input_files(str(bad))
@@ -309,3 +316,50 @@ def test_a_task_downloads_as_a_file_that_rebuilds_it_and_remove_drops_it(page, a
     finally:
         if context is not None:
             context.close()
+
+
+# Header words of the predictions table that are cut across two lines or overflow their cell
+BROKEN_HEADER_WORDS = """() => { const bad = [];
+    for (const header of document.querySelectorAll('#predictions th .header')) {
+        if (header.scrollWidth > header.clientWidth + 1) bad.push(header.innerText);
+        const node = header.firstChild;
+        let at = 0;
+        for (const word of node.textContent.split(' ')) {
+            const range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + word.length);
+            if (range.getClientRects().length > 1) bad.push(word);
+            at += word.length + 1;
+        } }
+    return bad; }"""
+# The table's box: its scrollable width, its visible width, and where its last column ends within it
+TABLE_REACH = """() => { const box = document.querySelector('#predictions .upload-container');
+    const headers = document.querySelectorAll('#predictions th');
+    const end = headers[headers.length - 1].getBoundingClientRect().right - box.getBoundingClientRect().left + box.scrollLeft;
+    return {end: end, scroll: box.scrollWidth, visible: box.clientWidth}; }"""
+
+
+def test_with_a_third_task_the_table_keeps_whole_header_words_and_scrolls_instead_of_clipping(page, app_url):
+    context = None
+    try:
+        context, visitor_page = visitor(page.context.browser, app_url)
+        build_task(visitor_page, "delta", task_lines("delta"))
+        analyse(visitor_page, "\n".join(SENTENCES), "Analysed 10 sentences")
+        visitor_page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('delta')")
+        for width in (1400, 1000):  # a 1,216 px wide box; a 704 px one
+            visitor_page.set_viewport_size({"width": width, "height": 1000})
+            visitor_page.wait_for_timeout(500)
+            assert visitor_page.evaluate(BROKEN_HEADER_WORDS) == [], width
+            reach = visitor_page.evaluate(TABLE_REACH)
+            assert reach["end"] <= reach["scroll"] + 1, (width, reach)  # the last column can be scrolled to
+            assert (reach["scroll"] > reach["visible"]) == (width < 1280), (width, reach)  # scrolls only when narrow
+    finally:
+        if context is not None:
+            context.close()
+
+
+def test_each_example_chip_names_what_it_shows(page):
+    from ui import texts
+
+    chips = [chip.inner_text() for chip in page.locator("button.gallery-item").all()]
+    assert chips == [*texts.example_labels(), texts.example_task_label()]  # whole, not cut to one long line

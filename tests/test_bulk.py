@@ -1,4 +1,4 @@
-"""Bulk scoring (mtl_core/bulk/job.py, bulk_input.py): every input row exactly once, the predict command's values,
+"""Bulk scoring (mtl_core/bulk/job.py, mtl_core/bulk/sources.py): every input row exactly once, the predict command's values,
 errors per row, resumption after an interruption; on a local Ray with 2 CPUs and the tiny model."""
 import csv
 import os
@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mtl_core.bulk.job import BulkError, Job, run_job
-from mtl_core.bulk.sources import MAX_ROW_CHARS, input_files, input_schema, plan, read_part, text_value
-from mtl_core.commands import predict
-from mtl_core.serving.inputs import InputError, spreadsheet_safe
+from mtl_core.bulk.sources import MIN_PART_ROWS, PART_ROWS, input_files, input_schema, part_size, plan, read_part, text_value
+from mtl_core.commands import bulk, predict
+from mtl_core.serving.inputs import MAX_ROW_CHARS, InputError, spreadsheet_safe
 from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
 from mtl_core.tasks import checkpoint
@@ -47,16 +47,17 @@ def write_inputs(folder):
     (folder / "a.txt").write_bytes(b"my card is lost\n\nI love <b>this</b>\r\n" + b"x" * (MAX_ROW_CHARS + 1)
                                    + b"\ncaf\xe9 au lait\nwhere is my refund")
     (folder / "b.csv").write_text('id,text,channel\n7,"where is my money, please",email\n8,,chat\n'
-                                  '9,"two\nlines",chat\n10,=1+2,web\n', encoding="utf-8")
+                                  '9,"two\nlines",chat\n10,=1+2,web\n11,hello, world,chat\n', encoding="utf-8")
     (folder / "c.jsonl").write_text('{"text": "exchange rate?", "lang": "en"}\nnot json\n\n{"text": null, "lang": "de"}\n'
                                     '[1, 2]\n{"text": "top up", "lang": 5, "later": "not a column"}\n')
     texts = ["top up failed", None, "refund please", "  ", "card frozen", "hello there"]
     pq.write_table(pa.table({"n": list(range(1, 7)), "text": texts}), folder / "d.parquet", row_group_size=2)
     a, b, c, d = (str(folder / n) for n in ("a.txt", "b.csv", "c.jsonl", "d.parquet"))
-    return {f"{a}:1": None, f"{a}:3": None, f"{a}:4": "characters", f"{a}:5": "not UTF-8", f"{a}:6": None,
-            f"{b}:1": None, f"{b}:2": "empty", f"{b}:3": None, f"{b}:4": None,
-            f"{c}:1": None, f"{c}:2": "not a JSON object", f"{c}:4": "empty", f"{c}:5": "not a JSON object",
-            f"{c}:6": None,
+    return {f"{a}:1": None, f"{a}:2": "empty", f"{a}:3": None, f"{a}:4": "characters", f"{a}:5": "not UTF-8",
+            f"{a}:6": None,
+            f"{b}:1": None, f"{b}:2": "empty", f"{b}:3": None, f"{b}:4": None, f"{b}:5": "4 fields where the header has 3",
+            f"{c}:1": None, f"{c}:2": "not a JSON object", f"{c}:3": "empty", f"{c}:4": "empty",
+            f"{c}:5": "not a JSON object", f"{c}:6": None,
             **{f"{d}:{i}": (None if t and t.strip() else "empty") for i, t in enumerate(texts, 1)}}
 
 
@@ -93,12 +94,13 @@ def test_parts_are_cut_at_the_same_rows_every_time_and_read_back_every_row_once(
     assert [r.id for r in rows] == list(expected)
     for r in rows:
         want = expected[r.id]
-        assert (r.error is None) if want is None else (want in r.error), (r, want)
-    texts = {r.id: r.text for r in rows}
+        assert (r.row.error is None) if want is None else (want in r.row.error), (r, want)
+    texts = {r.id: r.row.text for r in rows}
     assert texts[files[1] + ":3"] == "two\nlines"  # a quoted newline stays in its record and its part
     assert texts[files[0] + ":5"] == "caf\ufffd au lait"  # an undecodable byte is shown, not dropped
     values = {r.id: r.values for r in rows}  # each row's other columns, bad rows too
     assert [p.columns for p in parts if p.index == 0] == [(), ("id", "channel"), ("lang",), ("n",)]
+    assert values[files[1] + ":5"] == {"id": "11", "channel": " world"}  # a record too long: an error, as predict says
     assert values[files[1] + ":2"] == {"id": "8", "channel": "chat"}  # an empty text
     assert values[files[2] + ":4"] == {"lang": "de"} and values[files[2] + ":6"] == {"lang": 5}  # `later`: not a column
     assert values[files[2] + ":2"] == {} and values[files[3] + ":2"] == {"n": 2}
@@ -153,7 +155,8 @@ def test_a_glob_selects_files(tmp_path):
 
 # ---- the job on a local Ray ----------------------------------------------------------------------------
 
-def test_bulk_scores_every_row_once_with_the_predict_commands_values(local_ray, checkpoint_with_task, tmp_path):
+def test_bulk_scores_every_row_once_with_the_predict_commands_values(local_ray, checkpoint_with_task, tmp_path,
+                                                                     monkeypatch):
     expected = write_inputs(tmp_path / "in")
     summary = run_job(job_for([tmp_path / "in"], checkpoint_with_task), str(tmp_path / "out"), FP32,
                       show_progress=False)
@@ -176,12 +179,14 @@ def test_bulk_scores_every_row_once_with_the_predict_commands_values(local_ray, 
     good = [r for r in rows if r["error"] is None]
     with open(tmp_path / "sentences.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([[*carried, "text"]] + [[shown(r[k]) for k in [*carried, "text"]] for r in good])
+    monkeypatch.setenv("MTL_PRECISION", "fp32")  # as the job above: the same numbers to the last digit
     assert predict.main(["--input", str(tmp_path / "sentences.csv"), "--output", str(tmp_path / "p.csv"),
                          "--checkpoint", str(checkpoint_with_task)]) == 0
     predicted = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
     columns = list(predicted[0])
-    assert columns[:6] == [*carried, "text", "intent"] and "urgency" in columns and "urgency_in_scope" in columns
-    assert list(rows[0]) == ["id", *columns, "error"]  # the predict command's columns, between id and error
+    assert columns[:8] == [*carried, "text", "truncated", "error", "intent"]
+    assert "urgency" in columns and "urgency_in_scope" in columns
+    assert list(rows[0]) == ["id", *columns]  # the predict command's columns after the id
     for r, p in zip(sorted(good, key=lambda r: r["text"]), sorted(predicted, key=lambda p: p["text"]), strict=True):
         assert {k: shown(r[k]) for k in columns} == p  # the CSV guards formulas, Parquet needs not
 
@@ -226,6 +231,43 @@ def test_another_job_in_the_same_output_is_refused(local_ray, tiny_checkpoint, t
     run_job(job_for([tmp_path / "s.txt"], tiny_checkpoint), str(tmp_path / "out"), FP32, show_progress=False)
     with pytest.raises(BulkError, match="another job"):
         run_job(job_for([tmp_path / "s.txt"], tiny_checkpoint, embeddings=True), str(tmp_path / "out"), FP32)
+
+
+def test_parts_are_sized_so_that_every_actor_gets_several():
+    assert part_size(20_000, 2) == 2_500  # not 2 parts of 10,000, which a stop half-way would both lose
+    assert part_size(10_000_000, 2) == PART_ROWS
+    assert part_size(100, 16) == MIN_PART_ROWS  # a part's file and scheduling cost ~the same at any size
+
+
+def test_a_job_sized_at_its_first_run_keeps_its_part_size_when_resumed(local_ray, tiny_checkpoint, tmp_path):
+    (tmp_path / "s.txt").write_text("".join(f"sentence {i}\n" for i in range(1_200)))
+    job, out = job_for([tmp_path / "s.txt"], tiny_checkpoint, part_rows=None), tmp_path / "out"
+    first = run_job(job, str(out), FP32, show_progress=False)
+    assert first.part_rows == part_size(1_200, 2) == MIN_PART_ROWS and first.parts_scored == 3
+    assert '"part_rows": 500' in (out / "_job.json").read_text()
+    lost = sorted(out.glob("*.parquet"))[-1]
+    lost.unlink()
+    again = run_job(job, str(out), FP32, actors=1, show_progress=False)  # other actors: the same parts
+    assert (again.parts_scored, again.parts_skipped, again.rows_read) == (1, 2, 200)
+    assert len(output_rows(out)) == 1_200
+
+
+def test_predict_and_bulk_give_the_same_row_by_row_at_their_default_precision(local_ray, tiny_checkpoint, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.delenv("MTL_PRECISION", raising=False)  # both commands as a user runs them
+    lines = [f"{w} my card {i}" for i, w in enumerate(["where is", "I lost", "top up", "refund"] * 10)]
+    lines[3:3] = ["", "x" * (MAX_ROW_CHARS + 1), " ".join(["transfer my money"] * 120), "caf\udce9"]
+    src = tmp_path / "s.txt"
+    src.write_bytes("\n".join(lines).encode("utf-8", errors="surrogateescape") + b"\n")
+    args = ["--input", str(src), "--checkpoint", str(tiny_checkpoint)]
+    assert predict.main([*args, "--output", str(tmp_path / "p.csv")]) == 0
+    assert bulk.main([*args, "--output", str(tmp_path / "out")]) == 0
+    predicted = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
+    scored = sorted(output_rows(tmp_path / "out"), key=lambda r: int(r["id"].rsplit(":", 1)[1]))
+    assert len(predicted) == len(scored) == len(lines)
+    columns = ["text", "truncated", "error", "intent", "sentiment", "intent_score"]
+    assert [{k: p[k] for k in columns} for p in predicted] == [{k: shown(r[k]) for k in columns} for r in scored]
+    assert [p["error"] != "" for p in predicted].count(True) == 3 and "1" in [p["truncated"] for p in predicted]
 
 
 # ---- the command ---------------------------------------------------------------------------------------

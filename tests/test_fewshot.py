@@ -224,7 +224,7 @@ def test_example_task_and_with_head_leave_the_shared_model_untouched(predictor):
     # the view answers for its task; the model (and a second view) still do not know it
     results = predictor.run(SENTENCES)
     assert set(results.probs) == {"intent", "sentiment"}
-    applied = task.apply(results)
+    applied = results.with_example_task(task)
     assert set(applied.probs) == {"intent", "sentiment", "yours"} and set(results.probs) == {"intent", "sentiment"}
     other = predictor.example_task("theirs", *small_examples())
     second = model.with_head(other.config, other.head)
@@ -239,7 +239,7 @@ def test_example_task_and_with_head_leave_the_shared_model_untouched(predictor):
 def test_with_task_adds_a_task_to_results_without_changing_them(predictor):
     results = predictor.run(SENTENCES)
     task = predictor.example_task("yours", *small_examples())
-    applied = task.apply(results)
+    applied = results.with_example_task(task)
     assert applied.labels["yours"] == ["low", "high"] and applied.probs["yours"].shape == (len(SENTENCES), 2)
     assert applied.scoped_heads == ["yours"] and results.scoped_heads == [] and "yours" not in results.labels
     np.testing.assert_allclose(applied.probs["yours"], task.probabilities(results.embeddings), atol=0)
@@ -305,7 +305,7 @@ def test_the_scope_threshold_comes_from_the_examples_leave_one_out_scores():
     far = unit(-np.mean(embed(texts), axis=0))[None, :].astype(np.float32)
     assert scores(far)[0] < threshold
     empty = Results(["far", fresh[0]], np.concatenate([far, embed(fresh[:1])]), {}, {}, np.zeros(2, dtype=bool))
-    found = predictions(task.apply(empty))
+    found = predictions(empty.with_example_task(task))
     assert [p["topic"].in_scope for p in found] == [False, True]
     assert found[0]["topic"].shown_label().startswith("— none (closest:")
 
@@ -317,6 +317,24 @@ def test_one_label_only_is_refused_before_embedding():
         fit_task("t", ["x", "y", "z"], ["a", "a", "a"], never_embed)
     with pytest.raises(InputError, match="no examples"):
         fit_task("t", ["", " "], ["a", "b"], never_embed)
+
+
+def test_the_callers_output_check_sees_the_cleaned_name_and_labels_before_embedding():
+    seen = []
+
+    def refuse(name: str, labels: list[str]) -> None:
+        seen.append((name, labels))
+        raise InputError("clash")
+
+    with pytest.raises(InputError, match="clash"):
+        fit_task(" t ", ["w", "x", "y", "z"], [" b", "b", "a", "a "], never_embed, check_outputs=refuse)
+    assert seen == [("t", ["b", "a"])]
+
+
+def test_a_label_that_would_repeat_a_column_is_refused_before_embedding(predictor, monkeypatch):
+    monkeypatch.setattr(predictor, "embed", never_embed)
+    with pytest.raises(InputError, match="would make the output column 'x_score' twice"):
+        predictor.example_task("x", ["w", "x", "y", "z"], ["score", "score", "other", "other"])
 
 
 def test_a_label_with_one_example_is_refused():
@@ -391,7 +409,7 @@ def test_a_label_with_commas_quotes_html_and_emoji_round_trips_unchanged(predict
     assert examples_from_lines("\n".join(f"{y}: {t}" for t, y in zip(texts, labels))) == (texts, labels)
     task = predictor.example_task("odd", texts, labels)
     assert task.config.labels == [odd, "praise"] and list(task.report.counts) == [odd, "praise"]
-    results = task.apply(predictor.run(["a sentence"]))
+    results = predictor.run(["a sentence"]).with_example_task(task)
     found = predictions(results)
     assert set(found[0]["odd"].probs) == {odd, "praise"} and found[0]["odd"].label in (odd, "praise")
     assert set(found[0].to_api()["odd"]["probs"]) == {odd, "praise"}
@@ -404,7 +422,9 @@ def test_a_label_with_commas_quotes_html_and_emoji_round_trips_unchanged(predict
 
 @pytest.mark.parametrize("data, match", [(b"text,tag\nhello,a\n", "no `label` column"),
                                          (b"sentence,label\nhello,a\n", "no `text` column"),
-                                         (b"text,label\n,a\nhello,\n", "no rows with both a text and a label")])
+                                         (b"text,label\n,a\n", "examples.csv line 2, text: empty"),
+                                         (b"text,label\nhello,\n", "examples.csv line 2, label: empty"),
+                                         (b"text,label\n", "examples.csv has no examples")])
 def test_an_examples_csv_without_its_columns(data, match):
     with pytest.raises(InputError, match=match):
         examples_from_csv(data, "examples.csv")
@@ -421,7 +441,7 @@ def test_an_example_of_5000_characters_is_accepted_and_truncated(predictor):
     texts, labels = [long, "short one", "hello there", "good morning"], ["a", "a", "b", "b"]
     task = predictor.example_task("long", texts, labels)
     assert task.report.counts == {"a": 2, "b": 2} and task.examples()[0][0] == long
-    results = task.apply(predictor.run([long, "hi"]))
+    results = predictor.run([long, "hi"]).with_example_task(task)
     assert results.truncated.tolist() == [True, False]
     assert np.isfinite(results.probs["long"]).all() and np.isfinite(results.scope_scores["long"]).all()
     [(text, label, cosine)] = task.scope.nearest(results.embeddings[0])
@@ -431,7 +451,7 @@ def test_an_example_of_5000_characters_is_accepted_and_truncated(predictor):
 # ---- the app's store of sessions' tasks ----------------------------------------------------------------
 
 def test_task_store_is_private_per_token_and_bounded(predictor):
-    from mtl_core.serving.service import TaskStore
+    from mtl_core.serving.session import TaskStore
 
     task = predictor.example_task("yours", *small_examples())
     store = TaskStore(max_tasks=2, max_examples=len(task.scope.texts) * 2)
@@ -458,7 +478,7 @@ def test_a_task_name_never_overwrites_another_field(predictor, name):
         task = predictor.example_task(name, *small_examples())
     except InputError:
         return  # refused with a reason: fine
-    results = task.apply(predictor.run(["hello there"]))
+    results = predictor.run(["hello there"]).with_example_task(task)
     [found] = predictions(results)
     record = found.to_api()
     assert record["text"] == "hello there" and record["truncated"] is False, record
@@ -478,7 +498,7 @@ def test_a_label_name_never_overwrites_the_task_columns(predictor, label):
         task = predictor.example_task("x", texts, [label, label, "other", "other"])
     except InputError:
         return
-    results = task.apply(predictor.run(["hello there"]))
+    results = predictor.run(["hello there"]).with_example_task(task)
     [found] = predictions(results)
     columns = csv_columns(results.labels, results.scoped_heads)
     assert len(columns) == len(set(columns)), sorted({c for c in columns if columns.count(c) > 1})

@@ -7,16 +7,17 @@ import torch
 
 from mtl_core.data.loading import read_rows
 from mtl_core.model.encoder import SentenceEncoder, bundled_backbone_path, native_bf16
-from mtl_core.model.model import MultiTaskModel
 from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import DEFAULT_CHECKPOINT, Settings
+
+from conftest import two_task_model
 
 needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 in hardware (AMX or AVX512-BF16)")
 # Different lengths in one batch (padding) and a sentence past the 256-token limit (truncation).
 SENTENCES = ["hi", "My card still hasn't arrived after two weeks.", "Why was I charged a fee?",
              "I love the new update, transfers are instant!", " ".join(["transfer my money"] * 120)]
 MIN_COSINE = 0.9999  # measured minimum on 15,364 real sentences: 0.99994
-MAX_METRIC_DROP = 0.003  # the issue's bar for adopting a faster path: task metrics within 0.3 points
+MAX_METRIC_DROP = 0.003  # the bar a faster path must clear to be adopted: task metrics within 0.3 points
 
 
 def test_unknown_precision_names_the_valid_ones(tiny_encoder):
@@ -35,9 +36,39 @@ def test_the_app_defaults_to_auto_every_command_to_fp32_and_the_variable_overrid
 
     monkeypatch.delenv("MTL_PRECISION", raising=False)
     assert app.settings_from(app.parse_args([])).precision == "auto"
-    assert Settings.from_env().precision == "fp32"  # predict, embed, evaluate, train: the reference figures
+    assert Settings.from_env().precision == "fp32"  # evaluate, train, fit_scope: the reference figures
     monkeypatch.setenv("MTL_PRECISION", "fp32")
     assert app.settings_from(app.parse_args([])).precision == "fp32"
+
+
+class Loaded(Exception):
+    """Raised by a stand-in loader: the precision a command asked for, and nothing run."""
+
+
+@pytest.mark.parametrize("command", ["predict", "embed", "add_task", "bulk"])
+def test_every_command_that_serves_defaults_to_the_apps_precision_and_says_so(command, monkeypatch, tmp_path, capsys):
+    import importlib
+
+    module = importlib.import_module(f"mtl_core.commands.{command}")
+
+    def stand_in(*args, precision: str = "fp32", **kwargs):
+        raise Loaded(precision)
+
+    monkeypatch.delenv("MTL_PRECISION", raising=False)
+    for name in ("Predictor", "SentenceEncoder"):
+        if hasattr(module, name):
+            monkeypatch.setattr(getattr(module, name), "load", stand_in)
+    if command == "bulk":
+        monkeypatch.setattr(module, "run_job", lambda job, output, settings, *rest: stand_in(precision=settings.precision))
+    (tmp_path / "in.txt").write_text("hello\n")
+    (tmp_path / "e.csv").write_text("text,label\na,x\nb,x\nc,y\nd,y\n")
+    argv = {"add_task": ["--examples", str(tmp_path / "e.csv"), "--name", "t", "--output", str(tmp_path / "t")]}.get(
+        command, ["--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out")])
+    with pytest.raises(Loaded, match="^auto$"):
+        module.main(argv)
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert "MTL_PRECISION, default auto as the app serves" in " ".join(capsys.readouterr().out.split())
 
 
 @needs_bf16
@@ -51,7 +82,7 @@ def test_bf16_is_close_to_fp32_and_returns_fp32(tiny_encoder):
 
 @needs_bf16
 def test_gradient_passes_stay_fp32(tiny_encoder):
-    model = MultiTaskModel.build(tiny_encoder, ["a", "b"], task_layers=1)
+    model = two_task_model(tiny_encoder, ["a", "b"], task_layers=1)
     tiny_encoder.set_precision("bf16")
     batch = tiny_encoder.tokenize(SENTENCES[:2])
     shared = model.shared_states(**batch)  # gradients enabled: training must see the exact fp32 numbers
@@ -61,7 +92,7 @@ def test_gradient_passes_stay_fp32(tiny_encoder):
 
 @needs_bf16
 def test_serving_runs_the_task_layers_in_bf16_too_and_training_never(tiny_encoder):
-    model = MultiTaskModel.build(tiny_encoder, ["a", "b"], task_layers=1)
+    model = two_task_model(tiny_encoder, ["a", "b"], task_layers=1)
     batch = tiny_encoder.tokenize(SENTENCES)
     with torch.no_grad():
         shared = model.shared_states(**batch)

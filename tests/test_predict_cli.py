@@ -1,12 +1,13 @@
 import csv
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from mtl_core.serving.inputs import InputError, parse_sentences, parse_table
+from mtl_core.serving.inputs import MAX_ROW_CHARS, InputError, parse_table
 from mtl_core.serving.predictor import Predictor
 from tests.conftest import URGENCY
 
@@ -42,31 +43,51 @@ def test_run_reuses_one_pass_for_embeddings_and_predictions(tiny_checkpoint):
     ("a.txt", "emoji \U0001f600 and \u05e9\u05dc\u05d5\u05dd\n".encode(), ["emoji \U0001f600 and \u05e9\u05dc\u05d5\u05dd"]),
 ])
 def test_parse_sentences(name, data, expected):
-    assert parse_sentences(data, name) == expected
+    assert parse_table(data, name).texts == expected
 
 
 def test_parse_table_keeps_the_other_columns_in_their_order():
     table = parse_table("\ufeffid,text,,text\n1,a,x,b\n2,,y,c\n3,=d,z\n".encode(), "a.csv")
-    assert table.texts == ["a", "=d"]  # the first `text` column; a row without a text is skipped
+    assert table.texts == ["a", "=d"]  # the first `text` column
+    assert [r.error for r in table.rows] == [None, "empty", None]  # a row without a text stays, with its error
     assert table.columns == ["id", "column_3", "text"]  # a second `text` is another column (written as input_text)
-    assert table.values == [["1", "x", "b"], ["3", "z", ""]]
+    assert table.values == [["1", "x", "b"], ["2", "y", "c"], ["3", "z", ""]]
     assert parse_table(b"one\ntwo\n", "a.txt").columns == []
 
 
+def test_every_line_of_a_txt_is_a_row_with_its_text_or_its_error():
+    data = b"\xef\xbb\xbfone\r\n\n  \ncaf\xe9\n" + b"x" * (MAX_ROW_CHARS + 1) + "\nlast\u2028line".encode()
+    table = parse_table(data, "a.txt")
+    assert table.lines == [1, 2, 3, 4, 5, 6]  # split at \n only, as bulk splits; no line after the final one
+    assert [r.error for r in table.rows] == [None, "empty", "empty", "not UTF-8 (bad byte at character 4)",
+                                             f"{MAX_ROW_CHARS + 1:,} characters; at most {MAX_ROW_CHARS:,} per row", None]
+    assert table.texts == ["one", "last\u2028line"]  # no byte order mark, no \r; U+2028 is no line break
+    assert table.rows[3].text == "caf\ufffd"  # the bad byte shown
+    assert "4 rows with an error (line 2: empty, line 3: empty, line 4: not UTF-8" in table.error_note()
+
+
+def test_a_csv_record_with_more_fields_than_the_header_is_an_error_naming_the_extra_field():
+    table = parse_table(b"text,label\nhello, world,greeting\n\"hello, world\",greeting\n", "a.csv")
+    assert table.rows[0].error == ("3 fields where the header has 2 (extra: 'greeting'); a text that holds a comma "
+                                   "must be in double quotes")
+    assert table.rows[1].error is None and table.rows[1].text == "hello, world"
+    assert table.lines == [2, 3]
+
+
 @pytest.mark.parametrize("name, data, match", [
-    ("a.txt", b"\n \n", "contains no sentences"),
+    ("a.txt", b"\n \n", "contains no sentences that can be scored (line 1: empty)"),
     ("a.csv", b"sentence\nhello\n", "no `text` column"),
     ("a.txt", b"caf\xe9\n", "not UTF-8"),
     ("a.csv", b"PK\x03\x04\x00\x00binary", "binary"),
     ("a.pdf", b"hello", "unsupported file type"),
 ])
 def test_parse_sentences_errors(name, data, match):
-    with pytest.raises(InputError, match=match):
-        parse_sentences(data, name)
+    with pytest.raises(InputError, match=re.escape(match)):
+        parse_table(data, name)
 
 
 # The predict command's columns as documented in the README; the app's results.csv has the same.
-DOCUMENTED_COLUMNS = ["text", "intent", "intent_score", "sentiment", "sentiment_score",
+DOCUMENTED_COLUMNS = ["text", "truncated", "error", "intent", "intent_score", "sentiment", "sentiment_score",
                       "sentiment_negative", "sentiment_neutral", "sentiment_positive"]
 
 
@@ -95,8 +116,8 @@ def test_predict_cli_carries_the_inputs_other_columns_row_by_row(tiny_checkpoint
     src = tmp_path / "in.csv"
     src.write_text("id,text,channel,intent,note,\n"
                    '7,my card is lost,email,card_arrival,=1+2,x\n'
-                   "8,,chat,refund,skipped,x\n"  # no text: skipped, its other columns with it
-                   "\n"
+                   "8,,chat,refund,kept,x\n"  # no text: an error row, its other columns kept
+                   "\n"  # a blank line is no record
                    '9,"  great app  ",web,,-5,x\n'
                    "10,hello\n", encoding="utf-8")  # a short row: its missing values are empty
     out = tmp_path / "out.csv"
@@ -108,9 +129,29 @@ def test_predict_cli_carries_the_inputs_other_columns_row_by_row(tiny_checkpoint
     rows = list(reader)
     assert [(r["id"], r["text"], r["channel"], r["input_intent"], r["note"], r["column_6"]) for r in rows] == [
         ("7", "my card is lost", "email", "card_arrival", "'=1+2", "x"),  # a formula stays text here too
+        ("8", "", "chat", "refund", "kept", "x"),
         ("9", "great app", "web", "", "'-5", "x"),
         ("10", "hello", "", "", "", "")]
-    assert all(r["intent"] in INTENTS for r in rows)  # the prediction, not the input's column
+    assert [r["error"] for r in rows] == ["", "empty", "", ""]
+    assert [r["intent"] in INTENTS for r in rows] == [True, False, True, True]  # the prediction, not the input's
+    assert rows[1]["intent"] == rows[1]["sentiment_score"] == rows[1]["truncated"] == ""  # no prediction
+
+
+def test_predict_cli_writes_one_row_per_line_with_its_error_or_truncated_flag(tiny_checkpoint, tmp_path):
+    lines = ["my card is lost", "", "caf\xe9 au lait", "x" * (MAX_ROW_CHARS + 1),
+             " ".join(["word"] * 300), "great app", "   "]
+    src, out = tmp_path / "in.txt", tmp_path / "out.csv"
+    src.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    result = run_cli("predict", "--input", src, "--output", out, "--checkpoint", tiny_checkpoint)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == len(lines)  # line N of the input is row N of the output: nothing dropped
+    assert [r["error"].split(" (")[0].split(";")[0] for r in rows] == [
+        "", "empty", "not UTF-8", f"{MAX_ROW_CHARS + 1:,} characters", "", "", "empty"]
+    assert [r["truncated"] for r in rows] == ["0", "", "", "", "1", "0", ""]  # cut at the token limit: said
+    assert [bool(r["intent"]) for r in rows] == [True, False, False, False, True, True, False]
+    assert "wrote 7 rows" in result.stderr and "3 predictions" in result.stderr and "1 cut at the" in result.stderr
+    assert "4 rows with an error (line 2: empty, line 3: not UTF-8" in result.stderr
 
 
 def test_predict_cli_writes_none_for_an_out_of_scope_sentence_and_its_closest_label(scoped_task_checkpoint, tmp_path):
@@ -151,19 +192,22 @@ def scoped_task_checkpoint(tiny_checkpoint, tmp_path_factory):
     return folder, inside, outside
 
 
-def test_embed_cli_writes_npy(tiny_backbone_dir, tmp_path):
+def test_embed_cli_writes_npy_with_a_nan_row_for_a_row_that_cannot_be_embedded(tiny_backbone_dir, tmp_path):
     src = tmp_path / "in.txt"
-    src.write_text("one\ntwo\nthree\n")
+    src.write_text("one\n\nthree\n")
     out = tmp_path / "out.npy"
     result = run_cli("embed", "--input", src, "--output", out, "--backbone", tiny_backbone_dir)
     assert result.returncode == 0, result.stderr
     vectors = np.load(out)
     assert vectors.shape == (3, 32) and vectors.dtype == np.float32
+    assert np.isnan(vectors[1]).all() and np.allclose(np.linalg.norm(vectors[[0, 2]], axis=1), 1, atol=1e-5)
+    assert "1 row with an error (line 2: empty): their rows are NaN" in result.stderr
 
 
 @pytest.mark.parametrize("name, data, match", [
     ("missing.txt", None, "does not exist"),
     ("empty.txt", b"", "contains no sentences"),
+    ("blank.txt", b"\n\n", "contains no sentences that can be scored (line 1: empty)"),
     ("notext.csv", b"a,b\n1,2\n", "no `text` column"),
     ("latin1.txt", b"caf\xe9\n", "not UTF-8"),
     ("binary.csv", bytes(range(256)) * 4, "binary"),
@@ -231,7 +275,7 @@ def test_csv_downloads_keep_formulas_as_text_and_read_back_unchanged(tiny_checkp
     assert result.returncode == 0, result.stderr
     written = [r["text"] for r in csv.DictReader(out.open(encoding="utf-8"))]
     assert written == ["'" + t for t in FORMULAS] + ["a - b", "'quoted"]  # a spreadsheet shows these as text
-    assert parse_sentences(out.read_bytes(), "out.csv") == FORMULAS + ["a - b", "'quoted"]  # and reads them back
+    assert parse_table(out.read_bytes(), "out.csv").texts == FORMULAS + ["a - b", "'quoted"]  # and reads them back
 
 
 def test_a_tasks_examples_file_guards_formulas_and_round_trips(tmp_path):

@@ -13,11 +13,11 @@ from mtl_core.serving.predictor import Predictor
 from mtl_core.serving.records import csv_columns, predictions, write_csv
 from ui.texts import table_headers
 
-from conftest import INTENTS
+from conftest import INTENTS, two_task_model
 
 
 def predictor_with_a_third_head(tiny_encoder) -> Predictor:
-    model = MultiTaskModel.build(tiny_encoder, INTENTS)
+    model = two_task_model(tiny_encoder, INTENTS)
     heads = model.config.heads + [HeadConfig("urgency", ["low", "high"])]
     return Predictor(MultiTaskModel(tiny_encoder, type(model.config)(heads=heads, hidden_size=32,
                                                                       num_backbone_layers=2)))
@@ -87,6 +87,19 @@ def test_an_out_of_scope_row_says_none_as_the_app_does_with_the_closest_label_be
         ("none", "card_arrival", "0"), ("card_arrival", "card_arrival", "1")]
 
 
+def test_the_api_record_of_an_out_of_scope_sentence_says_none_as_the_csv_does():
+    rejected, accepted = rejected_and_accepted()
+    for prediction in (rejected, accepted):
+        record, row = prediction.to_api()["intent"], prediction.csv_row()
+        assert (record["label"], record["closest"], record["in_scope"]) == (
+            row["intent"], row["intent_closest"], bool(row["intent_in_scope"]))
+    record = rejected.to_api()["intent"]
+    assert record["label"] == "none" and record["closest"] == "card_arrival"
+    assert record["score"] == 0.6 and record["top"][0] == ["card_arrival", 0.6]  # the closest label's numbers, kept
+    assert accepted.to_api()["intent"]["label"] == "card_arrival"
+    assert "closest" not in rejected.to_api()["sentiment"]  # a head without a detector: its label is its answer
+
+
 @pytest.mark.parametrize("columns, taken, expected", [
     (["id", "channel"], ["text", "intent"], ["id", "channel"]),
     (["intent", "text", "note"], ["text", "intent"], ["input_intent", "input_text", "note"]),
@@ -112,3 +125,22 @@ def test_write_csv_puts_the_inputs_other_columns_first_spreadsheet_safe(tmp_path
         ("7", "refund", "'=1+2", "none"), ("8", "", "ok", "card_arrival")]
     with pytest.raises(ValueError, match="1 rows of input columns for 2 predictions"):
         write_csv(rows, labels, path, ["intent"], ["id"], [["7"]])
+
+
+def test_every_input_row_gets_its_csv_row_in_order_an_error_row_with_empty_predictions(tmp_path):
+    from mtl_core.serving.inputs import Row
+
+    rejected, accepted = rejected_and_accepted()
+    labels = {"intent": ["card_arrival", "age_limit"], "sentiment": ["negative", "neutral", "positive"]}
+    inputs = [Row(rejected.text), Row("", "empty"), Row(accepted.text), Row("=x" * 3, "not UTF-8 (bad byte at character 2)")]
+    path = tmp_path / "out.csv"
+    write_csv([rejected, accepted], labels, path, ["intent"], ["id"], [["1"], ["2"], ["3"], ["4"]], inputs)
+    written = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert list(written[0]) == ["id", *csv_columns(labels, ["intent"])]
+    assert csv_columns(labels)[:3] == ["text", "truncated", "error"]
+    assert [(r["id"], r["text"], r["truncated"], r["error"], r["intent"]) for r in written] == [
+        ("1", "I love pizza.", "0", "", "none"), ("2", "", "", "empty", ""), ("3", "where is my card", "0", "", "card_arrival"),
+        ("4", "'=x=x=x", "", "not UTF-8 (bad byte at character 2)", "")]  # an error row's text is guarded too
+    assert all(v == "" for r in (written[1], written[3]) for k, v in r.items() if k not in ("id", "text", "error"))
+    with pytest.raises(ValueError, match="2 predictions for 1 rows without an error"):
+        write_csv([rejected, accepted], labels, path, inputs=[Row("a"), Row("", "empty")])

@@ -69,7 +69,8 @@ def scoped_checkpoint(tiny_checkpoint, tmp_path_factory):
     predictor = Predictor.load(folder)
     texts = [t for rows in INTENT_ROWS.values() for t in rows]
     labels = [label for label, rows in INTENT_ROWS.items() for _ in rows]
-    detector = scope.ScopeDetector.fit(predictor.embed(texts), texts, labels, predictor.embed(texts[::2]), "tiny")
+    detector = scope.ScopeDetector.fit_knn(predictor.embed(texts), texts, labels, predictor.embed(texts[::2]), "tiny",
+                                           "intent")
     config = checkpoint.read_config(folder)
     config.head("intent").scope = detector.save(folder)
     checkpoint.write_config(config, folder)

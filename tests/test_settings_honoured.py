@@ -1,4 +1,4 @@
-"""Every `python -m mtl_core.*` command honours every setting of settings.py that applies to it: pointed at
+"""Every `python -m mtl_core <command>` honours every setting of mtl_core/settings.py that applies to it: pointed at
 something that does not exist, each fails with a one-line error naming it, instead of quietly using the
 default. (The app's settings: tests/test_app.py; bulk's: tests/test_bulk.py.)"""
 import shutil

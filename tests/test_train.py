@@ -7,7 +7,6 @@ import torch
 
 from mtl_core.commands.train import parser, resolve_config
 from mtl_core.model.encoder import SentenceEncoder
-from mtl_core.model.model import MultiTaskModel
 from mtl_core.settings import ROOT, SettingsError
 from mtl_core.tasks import checkpoint
 from mtl_core.training.features import compute_features, logits_from_features
@@ -23,12 +22,14 @@ from mtl_core.training.loop import (
 )
 from mtl_core.training.metrics import expected_calibration_error, fit_temperature, task_metrics
 
+from conftest import two_task_model
+
 TEXTS = ["my card has not arrived", "I love this", "a", "exchange rate for a very long list of currencies please"]
 
 
 @pytest.mark.parametrize("task_layers", [0, 1, 2])
 def test_cached_forward_equals_uncached(tiny_encoder, task_layers):
-    model = MultiTaskModel.build(tiny_encoder, ["x", "y", "z"], task_layers=task_layers).eval()
+    model = two_task_model(tiny_encoder, ["x", "y", "z"], task_layers=task_layers).eval()
     store = compute_features(model, TEXTS, batch_size=3)
     cached = logits_from_features(model, store, [3, 0, 2], ["intent", "sentiment"])
     direct = model(**tiny_encoder.tokenize([TEXTS[i] for i in (3, 0, 2)])).logits
@@ -55,7 +56,7 @@ def test_training_lowers_loss_keeps_frozen_weights_and_round_trips(tmp_path, tin
                                                  freeze=["sentiment"], seed=3)
     data = load_data(cfg)
     torch.manual_seed(cfg.seed)
-    fresh = MultiTaskModel.build(encoder, data["intent"].label_names, task_layers=1)
+    fresh = two_task_model(encoder, data["intent"].label_names, task_layers=1)
     trained = checkpoint.load(cfg.output, encoder)
     assert train_loss(trained, data, "intent") < train_loss(fresh, data, "intent")
     for key, value in encoder.state_dict().items():  # the shared backbone is bit-for-bit unchanged
@@ -97,7 +98,7 @@ def test_weight_average_is_the_mean_of_the_added_states():
 
 
 def test_layer_lr_decay_slows_the_lower_task_layers(tiny_encoder):
-    model = MultiTaskModel.build(tiny_encoder, ["x", "y"], task_layers=2)
+    model = two_task_model(tiny_encoder, ["x", "y"], task_layers=2)
     cfg = TrainConfig(lr=1e-3, layer_lr_decay=0.5, head_lr=1e-2)
     optimizer = make_optimizer(model, TaskLossWeighting(["intent"], {}, False), cfg)
     assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 1e-3, 1e-2]
@@ -238,7 +239,7 @@ def test_uncalibrated_inverts_temperature_scaling():
 def test_feature_cache_key_separates_precisions(tiny_encoder):
     from mtl_core.training.features import cache_key
 
-    model = MultiTaskModel.build(tiny_encoder, ["x", "y"], task_layers=1)
+    model = two_task_model(tiny_encoder, ["x", "y"], task_layers=1)
     fp32_key = cache_key(model, TEXTS)
     tiny_encoder.precision = "bf16"  # bf16 features must never be served to an fp32 run, or back
     assert cache_key(model, TEXTS) != fp32_key

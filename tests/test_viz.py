@@ -7,12 +7,13 @@ from scipy.spatial.distance import cdist
 
 from mtl_core.serving.projection import UMAP_MIN_POINTS, CosineUMAP, cosine_distances, pca, project
 from mtl_core.serving.similarity import cluster_order, clustered, cosine_similarity
+from mtl_core.tasks.definitions import SENTIMENT
 from ui.figures import (
     CELL_TEXT_MAX,
     NUMBER_TICKS,
-    SENTIMENT_COLOURS,
     TICK_LABELS_MAX,
     Background,
+    colour_map,
     projection_scatter,
     similarity_heatmap,
     tick_label,
@@ -184,11 +185,11 @@ def test_scatter_has_a_trace_per_label_with_escaped_hover():
     coords = np.arange(8, dtype=float).reshape(4, 2)
     fig = projection_scatter(coords, ["a", HTML, "c", "d"], ["Positive", "Negative", "Positive", "Neutral"],
                              ["intent: x", "intent: <y>", "z", "w"], method="PCA (test)", height=345,
-                             colour_map=SENTIMENT_COLOURS)
+                             colour_map=colour_map(["negative", "neutral", "positive"]))
     data = fig.to_dict()["data"]
     assert [t["name"] for t in data] == ["Positive", "Negative", "Neutral"]  # most frequent first
     assert all(t["type"] == "scatter" for t in data)
-    assert data[0]["marker"]["color"] == SENTIMENT_COLOURS["Positive"]
+    assert data[0]["marker"]["color"] == SENTIMENT.colours["positive"]  # the task's colour for the label's meaning
     hover = data[1]["text"][0]
     assert "&lt;img" in hover and "<img" not in hover and "intent: &lt;y&gt;" in hover
     assert fig.layout.height == 345 and "PCA (test)" in fig.layout.title.text
@@ -199,7 +200,7 @@ def test_scatter_2d_stays_svg_at_the_largest_map_and_3d_reference_background():
     coords = np.random.default_rng(0).normal(size=(n, 3))
     big_ref = Background(np.zeros((1000, 2)), ["r"] * 1000, ["a"] * 1000)
     fig2 = projection_scatter(coords, ["s"] * n, ["a"] * n, method="m", dims=2, background=big_ref)
-    assert {t.type for t in fig2.data} == {"scatter"}  # WebGL set-up cost more than SVG drawing (viz.scatter_trace)
+    assert {t.type for t in fig2.data} == {"scatter"}  # WebGL set-up cost more than SVG drawing (figures.scatter_trace)
     ref = Background(np.zeros((3, 3)), ["[intent: X] r1", "r2", "r3"], ["a", None, None])
     fig3 = projection_scatter(coords[:2], ["s", "t"], ["a", "b"], method="m", dims=3, background=ref)
     types = [t.type for t in fig3.data]
@@ -235,13 +236,13 @@ def test_clustered_heatmap_outlines_its_groups():
 
 @pytest.mark.parametrize("n", [10, 300, 2000])
 def test_map_legend_lists_groups_not_every_label_and_reference_points_are_coloured(n):
-    from mtl_core.tasks.intent_groups import INTENT_GROUPS, intent_group
-    from ui.figures import OUT_OF_SCOPE, colour_map
+    from mtl_core.tasks.intent_groups import GROUP_OF, INTENT_GROUPS
+    from ui.figures import OUT_OF_SCOPE
 
     rng = np.random.default_rng(0)
     intents = [i for group in INTENT_GROUPS.values() for i in group]
-    labels = [OUT_OF_SCOPE if i % 17 == 0 else intent_group(intents[i % 77]) for i in range(n)]
-    ref_labels = [intent_group(intents[i % 77]) for i in range(616)] + [None] * 390
+    labels = [OUT_OF_SCOPE if i % 17 == 0 else GROUP_OF[intents[i % 77]] for i in range(n)]
+    ref_labels = [GROUP_OF[intents[i % 77]] for i in range(616)] + [None] * 390
     centres = {group: np.array([0.0, 10.0 * i]) for i, group in enumerate(INTENT_GROUPS)}  # a column: labels apart
     ref_coords = np.stack([centres[g] if g else np.zeros(2) for g in ref_labels]) + rng.normal(size=(1006, 2))
     background = Background(ref_coords, ["r"] * 1006, ref_labels)
@@ -261,7 +262,7 @@ def test_map_legend_lists_groups_not_every_label_and_reference_points_are_colour
 
 def test_no_intent_group_is_coloured_like_out_of_scope():
     from mtl_core.tasks.intent_groups import INTENT_GROUPS
-    from ui.figures import OUT_OF_SCOPE, colour_map
+    from ui.figures import OUT_OF_SCOPE
 
     colours = colour_map([i for group in INTENT_GROUPS.values() for i in group])
     groups = [c for label, c in colours.items() if label != OUT_OF_SCOPE]

@@ -1,6 +1,7 @@
-"""The Gradio layer: layout (layout.py), event handlers (events.py) and static texts (texts.py).
+"""The Gradio layer: layout (layout.py), event handlers (events.py), static texts (texts.py), the plotly
+figures (figures.py) and one custom component (components.py).
 
-Only wiring lives here; what a request does is in mtl_core (service.py, analysis.py, viz.py).
+Only wiring and drawing live here; what a request does is in mtl_core/serving (service.py, analysis.py).
 """
 from .layout import CSS, build_demo
 

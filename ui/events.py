@@ -16,12 +16,8 @@ import gradio as gr
 from gradio.components.label import LabelConfidence, LabelData
 from gradio.utils import get_upload_folder
 
-from mtl_core.serving.analysis import Analysis, Session
-from mtl_core.serving.inputs import InputError
 from mtl_core.serving.records import readable_label
-from mtl_core.serving.reference import Neighbour
-from mtl_core.serving.service import Service, guarded
-from mtl_core.tasks.fewshot import ExampleTask
+from mtl_core.serving.service import Analysis, ExampleTask, InputError, Neighbour, Service, Session, guarded
 from ui.figures import heatmap_figure, map_figure, word_highlights
 
 from . import texts
@@ -32,6 +28,11 @@ if TYPE_CHECKING:
 
 PROGRESS_FROM = 100  # sentences; smaller requests answer before a progress bar would be read
 EXTRA = "+yours"  # the key of the spare per-task components a session's own task takes (no task is named so)
+# The predictions table's columns, in % of its width (at least 1,100 px: layout.CSS): a task's confidence column
+# fits "confidence" on one line, its label column "— none (closest: …)" on three
+NUMBER_SHARE = 4
+TASK_SHARES = (12, 9)  # label, confidence
+SENTENCE_MIN_SHARE = 33  # three tasks still fit beside it
 
 
 def escaped(message: str) -> str:
@@ -62,15 +63,17 @@ def model_queue(service: Service) -> dict:
     """Requests are CPU-bound (one torch pass that already uses every core, then UMAP): every event that
     runs the model shares one queue of `concurrency` at a time (2 by default: a short request can
     overtake a 2,000-sentence one; more would only split the same cores; measured with benchmarks/load.py)."""
-    return {"concurrency_id": "model", "concurrency_limit": service.settings.concurrency}
+    return {"concurrency_id": "model", "concurrency_limit": service.concurrency}
 
 
 def table_layout(labels: dict[str, list[str]]) -> dict:
-    """The predictions table's headers, types and widths for these tasks: the sentence takes 45% of the
-    width, each task's label and confidence share the rest."""
-    share = 50 / len(labels)
+    """The predictions table's headers, types and widths (% of the table's box) for these tasks: each task's
+    label and confidence columns keep their width, the sentence takes what they leave down to
+    SENTENCE_MIN_SHARE; beyond that (a fourth task) the table is wider than its box and scrolls sideways."""
+    label_share, score_share = TASK_SHARES
+    sentence = max(100 - NUMBER_SHARE - len(labels) * (label_share + score_share), SENTENCE_MIN_SHARE)
     return {"headers": texts.table_headers(labels), "datatype": ["number", "str"] + ["str", "number"] * len(labels),
-            "column_widths": ["5%", "45%"] + [f"{0.6 * share:.0f}%", f"{0.4 * share:.0f}%"] * len(labels)}
+            "column_widths": [f"{NUMBER_SHARE}%", f"{sentence}%"] + [f"{label_share}%", f"{score_share}%"] * len(labels)}
 
 
 def neighbours_table(neighbours: list[Neighbour]) -> list[list]:
@@ -101,7 +104,7 @@ class Events:
 
     def session_task(self, token: str | None) -> tuple[ExampleTask | None, str | None]:
         """The session's own task, and a warning when the server no longer keeps it."""
-        task = self.service.task_store.get(token) if token else None
+        task = self.service.task_for(token)
         return task, (texts.TASK_EXPIRED if token and task is None else None)
 
     # ---- handlers --------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ class Events:
         if session is None or i is None:
             return gr.skip()
         analysis = session.analysis
-        neighbours = self.service.neighbours(session, i)
+        neighbours = self.service.neighbours(analysis, i)
         note = (f"Nearest labelled sentences to **#{i + 1}**" if neighbours else
                 "Nearest reference sentences: " + escaped(self.service.reference_status))
         extra = {c.task_labels[EXTRA]: gr.update(visible=False), c.explanations[EXTRA]: gr.update(visible=False),
@@ -290,17 +293,25 @@ class Events:
         c = self.c
         return {c.task_report: texts.task_report(task.report),
                 c.task_file: gr.update(value=str(self.service.task_file(task)), visible=True),
-                c.task_token: self.service.task_store.put(task, replacing=token)}
+                c.task_token: self.service.keep_task(task, replacing=token)}
 
     def build_task(self, examples: str, name: str, token: str | None) -> dict:
+        """A task from the box's examples; with the box empty, the session's task built again under the name
+        given (an uploaded file's examples stay out of the box: a CSV's labels and texts may hold colons)."""
+        kept = self.service.task_for(token)
         try:
-            task = self.service.task_from_lines(examples, name)
+            if kept is not None and not (examples or "").strip():
+                task = self.service.task_again(kept, name)
+            else:
+                task = self.service.task_from_lines(examples, name)
         except InputError as err:
             gr.Warning(escaped(str(err)))
             return {self.c.task_report: escaped(f"⚠️ {err}")}
         return self.task_built(task, token)
 
     def upload_task(self, path: str | None, name: str, token: str | None) -> dict:
+        """A task from an uploaded .csv; the box is emptied, so that Build builds this task again, not the
+        examples written there before."""
         c = self.c
         if not path:
             return gr.skip()
@@ -309,10 +320,12 @@ class Events:
         except InputError as err:
             gr.Warning(escaped(str(err)))
             return {c.task_report: escaped(f"⚠️ {err}"), c.task_upload: None}
-        return {**self.task_built(task, token), c.task_upload: None}
+        built = self.task_built(task, token)
+        return {**built, c.task_report: built[c.task_report] + "\n" + texts.TASK_FROM_FILE, c.task_examples: "",
+                c.task_upload: None}
 
     def remove_task(self, token: str | None) -> dict:
-        self.service.task_store.drop(token)
+        self.service.forget_task(token)
         return {self.c.task_report: texts.TASK_REMOVED, self.c.task_file: gr.update(value=None, visible=False),
                 self.c.task_token: None}
 
@@ -351,7 +364,8 @@ class Events:
         for trigger, name in ((c.build.click(self.build_task, [c.task_examples, c.task_name, c.task_token],
                                              task_outputs, api_name="build_task", **heavy), "build"),
                               (c.task_upload.upload(self.upload_task, [c.task_upload, c.task_name, c.task_token],
-                                                    [*task_outputs, c.task_upload], api_name="upload_task", **heavy),
+                                                    [*task_outputs, c.task_examples, c.task_upload],
+                                                    api_name="upload_task", **heavy),
                                "task_upload"),
                               (c.remove.click(self.remove_task, [c.task_token], task_outputs, api_name="remove_task",
                                               **light), "remove")):

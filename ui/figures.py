@@ -17,10 +17,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from mtl_core.serving.analysis import HEATMAP_MAX, Analysis, Hit, MapView, hit_coords
 from mtl_core.serving.records import readable_label
+from mtl_core.serving.service import HEATMAP_MAX, Analysis, Hit, MapView
 from mtl_core.serving.similarity import clustered, cosine_similarity, row_order
-from mtl_core.tasks.intent_groups import GROUP_OF, INTENT_GROUPS, intent_group
+from mtl_core.tasks.definitions import BUILTIN_TASKS, TaskDefinition
 
 SIMILARITY_RANGE = (-1.0, 1.0)  # fixed, so colours mean the same thing across requests
 SIMILARITY_COLOURS = "RdBu_r"  # diverging: 0 is white, +1 dark red, -1 dark blue
@@ -32,7 +32,6 @@ TICK_LABELS_MAX = 40  # sentence tick labels up to this many rows; row numbers b
 NUMBER_TICKS = 20  # at most this many row-number ticks
 TICK_WORDS = 4
 TICK_CHARS = 28  # also caps a label whose first "word" is a long unbroken string
-SENTIMENT_COLOURS = {"Negative": "#d62728", "Neutral": "#7f7f7f", "Positive": "#2ca02c"}  # readable labels
 PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 colours before any repeats
 REFERENCE_COLOUR = "rgba(160, 160, 160, 0.35)"  # reference points without a colour label
 REFERENCE_ALPHA = 0.28  # labelled reference points: their label's colour, faded
@@ -41,8 +40,8 @@ REGION_MIN_POINTS = 5  # draw a region's label on the map from this many referen
 # A region label's size as a share of the map's x / y span (11 px bold text on a ~530 x 400 px plot)
 LABEL_CHAR_SHARE = 0.0135  # per character, of the x span
 LABEL_HEIGHT_SHARE = 0.06  # of the y span
-# The 10 intent topic groups (intent_groups.py): D3's ten colours with its grey swapped for a dark blue,
-# since grey means "out of scope" on the map (a grey group read as out of scope in the screenshots)
+# A built-in task's label groups (the 10 intent topic groups, mtl_core/tasks/intent_groups.py): D3's ten colours with
+# its grey swapped for a dark blue, since grey means "out of scope" on the map (a grey group read as out of scope)
 GROUP_PALETTE = [c if c != "#7F7F7F" else "#393B79" for c in qualitative.D3]
 
 
@@ -52,24 +51,36 @@ OUT_OF_SCOPE_COLOUR = "#8c8c8c"  # neutral grey, darker than the faded reference
 
 # ---- colour policy: which colour a task's label gets on the map -------------------------------------------
 
-def colour_group(labels: Sequence[str], label: str) -> str:
-    """The name `label` is coloured by: its topic group when the task's labels are the Banking77 intents
-    (77 colours would read as noise), the readable label otherwise."""
-    return intent_group(label) if is_intent_set(tuple(labels)) else readable_label(label)
-
-
 @lru_cache(maxsize=32)
-def is_intent_set(labels: tuple[str, ...]) -> bool:
-    return all(label in GROUP_OF for label in labels)
+def colour_scheme(labels: tuple[str, ...]) -> TaskDefinition | None:
+    """The built-in task whose colours fit these labels: every label in its label groups, or among its coloured
+    labels (compared as readable labels, so a task of one's own with the same labels gets the same colours)."""
+    readable = {readable_label(label) for label in labels}
+    for task in BUILTIN_TASKS:
+        if task.label_groups and set(labels) <= set(task.label_groups):
+            return task
+        if task.colours and readable <= {readable_label(label) for label in task.colours}:
+            return task
+    return None
+
+
+def colour_group(labels: Sequence[str], label: str) -> str:
+    """The name `label` is coloured by: its group when the task's labels are a built-in task's grouped labels
+    (77 intent colours would read as noise), the readable label otherwise."""
+    scheme = colour_scheme(tuple(labels))
+    if scheme is not None and scheme.label_groups:
+        return scheme.label_groups.get(label, label)
+    return readable_label(label)
 
 
 def colour_map(labels: Sequence[str]) -> dict[str, str]:
-    """Fixed colours for a task with these labels: intent groups in their order, sentiments by meaning,
-    any other task's labels in the palette's order; out of scope grey."""
-    if is_intent_set(tuple(labels)):
-        fixed = {group: GROUP_PALETTE[i] for i, group in enumerate(INTENT_GROUPS)}
-    elif {readable_label(label) for label in labels} <= set(SENTIMENT_COLOURS):
-        fixed = SENTIMENT_COLOURS
+    """Fixed colours for a task with these labels: a built-in task's groups in their order or its labels'
+    colours by meaning, any other task's labels in the palette's order; out of scope grey."""
+    scheme = colour_scheme(tuple(labels))
+    if scheme is not None and scheme.label_groups:
+        fixed = {group: GROUP_PALETTE[i % len(GROUP_PALETTE)] for i, group in enumerate(scheme.groups)}
+    elif scheme is not None:
+        fixed = {readable_label(label): colour for label, colour in scheme.colours.items()}
     else:
         fixed = {readable_label(label): PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
     return {**fixed, OUT_OF_SCOPE: OUT_OF_SCOPE_COLOUR}
@@ -317,7 +328,7 @@ def word_highlights(text: str, spans: Sequence[tuple[int, int]], scores: Sequenc
 # Figures of one analysis: what the app's views draw
 
 def colour_labels(analysis: Analysis, colour_by: str) -> list[str]:
-    """Each sentence's colour label (viz.colour_group); out-of-scope sentences share one neutral label."""
+    """Each sentence's colour label (colour_group above); out-of-scope sentences share one neutral label."""
     if colour_by not in analysis.labels:
         raise ValueError(f"colour_by must be one of {list(analysis.labels)}, got {colour_by!r}")
     names = analysis.labels[colour_by]
@@ -353,4 +364,4 @@ def map_figure(analysis: Analysis, view: MapView, colour_by: str, dims: int, hei
     return projection_scatter(view.projection.coords, analysis.texts, colour_labels(analysis, colour_by), hover,
                               method=view.projection.method, dims=dims, height=height,
                               colour_map=colour_map(analysis.labels[colour_by]),
-                              background=background(view, colour_by), highlight=hit_coords(hits or [], view))
+                              background=background(view, colour_by), highlight=view.hit_coords(hits or []))

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from mtl_core.serving.analysis import PREVIEW_DIMS
-from mtl_core.serving.service import STORED_TASKS_MAX, Service
+from mtl_core.serving.service import PREVIEW_DIMS, Service
 from ui.figures import placeholder_figure
 
 from . import texts
@@ -20,10 +19,16 @@ from .events import EXTRA, Events, register_api, table_layout
 SESSION_TTL_S = 3600  # an idle session's analysis (up to ~3 MB of embeddings) is dropped after this
 CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete Gradio's cached uploads/downloads older than 1 h
 QUEUE_MAX = 32  # beyond this many waiting requests, new ones are refused at once instead of timing out
-# The dropdowns' text ran under their arrow; the user's own task's panels are framed so they read as "yours".
+# The dropdowns' text ran under their arrow; the user's own task's panels are framed so they read as "yours";
+# the predictions table's headers wrap between words only (Gradio breaks inside them: "confiden / ce"); their
+# columns (events.table_layout) are wide enough for that from a 1,100 px wide table, so in a narrower box (a
+# window under 1,280 px) the table keeps that width and scrolls sideways.
 CSS = """
 #chooser input, #compare input { padding-right: 2.2em !important; text-overflow: ellipsis; }
 #your-labels { border-left: 4px solid #7b3294; }
+#predictions th .header { word-break: normal; overflow-wrap: normal; }
+#predictions .upload-container { overflow-x: auto; }
+#predictions .virtual-table-viewport { min-width: 1100px; }
 """
 
 
@@ -81,18 +86,20 @@ def input_panel() -> dict:
             upload = gr.File(label="…or upload a .txt / .csv", file_types=[".txt", ".csv"], type="filepath",
                              elem_id="upload")
             gr.Markdown(texts.LIMITS)
-    examples = gr.Examples([[e] for e in texts.EXAMPLES], inputs=[text], label="Examples (click one to analyse it)")
+    examples = gr.Examples([[e] for e in texts.EXAMPLES.values()], inputs=[text], example_labels=texts.example_labels(),
+                           label="Examples (click one to analyse it)")
     return {"text": text, "run": run, "clear": clear, "upload": upload, "examples": examples}
 
 
-def your_labels_panel() -> dict:
+def your_labels_panel(max_stored_tasks: int) -> dict:
     with gr.Accordion("Your labels: a task of your own from a few examples", open=True, elem_id="your-labels"):
-        gr.Markdown(texts.TASK_GUIDE.format(tasks=STORED_TASKS_MAX))
+        gr.Markdown(texts.TASK_GUIDE.format(tasks=max_stored_tasks))
         with gr.Row():
             with gr.Column(scale=3):
                 examples = gr.Textbox(label="Examples (label: example, one per line)", lines=5, max_lines=12,
                                       placeholder=texts.TASK_PLACEHOLDER, elem_id="task-examples")
-                gr.Examples([[texts.example_task()]], inputs=[examples], label="An example task (click to fill in)")
+                gr.Examples([[texts.example_task()]], inputs=[examples], example_labels=[texts.example_task_label()],
+                            label="An example task (click to fill in)")
             with gr.Column(scale=2):
                 name = gr.Textbox(label="Task name (names its columns)", value="yours", max_lines=1, elem_id="task-name")
                 upload = gr.File(label="…or upload a .csv (text, label)", file_types=[".csv"], type="filepath",
@@ -203,11 +210,11 @@ def build_demo(service: Service, *, banner: str | None = None) -> gr.Blocks:
         if banner:
             gr.Markdown(f"> ⚠️ **{banner}**", elem_id="untrained-banner")
         with gr.Tab("Analyse"):
-            parts = {**input_panel(), **your_labels_panel(), **predictions_panel(labels), **details_panel(labels),
-                     **views_panel(list(labels)), **search_panel(), **downloads_panel()}
+            parts = {**input_panel(), **your_labels_panel(service.max_stored_tasks), **predictions_panel(labels),
+                     **details_panel(labels), **views_panel(list(labels)), **search_panel(), **downloads_panel()}
         about_tab()
         components = Components(**parts)
         Events(service, components).wire()
         register_api(service)
-    demo.queue(default_concurrency_limit=service.settings.concurrency, max_size=QUEUE_MAX)
+    demo.queue(default_concurrency_limit=service.concurrency, max_size=QUEUE_MAX)
     return demo

@@ -5,10 +5,11 @@ import html
 import re
 
 from mtl_core.model.config import MAX_TOKENS
-from mtl_core.serving.analysis import HEATMAP_MAX, Analysis
 from mtl_core.serving.inputs import read_examples
 from mtl_core.serving.records import readable_label
+from mtl_core.serving.service import HEATMAP_MAX, Analysis
 from mtl_core.settings import MAX_SENTENCES, ROOT
+from mtl_core.tasks.definitions import label_noun
 
 MAX_FILE_SIZE = "2mb"  # passed to launch(); ~2,000 sentences of 1 kB each
 FIGURES = ROOT / "docs" / "figures"  # experiment plots; app.py passes this folder to launch(allowed_paths=...)
@@ -17,16 +18,22 @@ TITLE = ("## Multi-task sentence transformer\nIntent (Banking77) and sentiment f
          "pass, with similarity and map views of the embeddings.")
 UNTRAINED_BANNER = ("UNTRAINED heads ({heads}): no trained weights for them were found, so their predictions below "
                     "are random. Embeddings, similarity and maps are real.")
-EXAMPLES = [
+# The input's examples: what each shows (its chip; the sentences themselves would be cut to one long line) -> its sentences
+CHIP_CHARS = 60  # Gradio cuts an example's chip after this many characters
+EXAMPLES = {
+    "Charged twice, a new card, a bad rate, praise":
     "I was charged twice for the same coffee, fix this now.\nHow long does a new card take to arrive?\n"
     "The exchange rate on my cash withdrawal was a rip-off.\nI love the new app, my transfer arrived in seconds!",
+    "A late card, a cash fee, a PIN, a stolen card":
     "My card still hasn't arrived after two weeks.\nWhy was I charged a fee for taking out cash?\n"
     "How do I change my PIN?\nI think someone stole my card, please block it.",
+    "Thanks and complaints":
     "Thanks, the refund finally showed up!\nThe exchange rate you gave me was terrible.\n"
     "Can I add my card to Apple Pay?\nTransfer failed again, this is so frustrating.\n"
     "Great support, they fixed my blocked PIN in minutes.",
+    "Weather, pizza (out of scope), a declined card":
     "What's the weather going to be like in Paris tomorrow?\nI love pizza.\nMy card was declined at the shop.",
-]
+}
 LIMITS = (f"One sentence per line, at most **{MAX_SENTENCES:,} sentences** per request. Uploads: .txt "
           f"(one sentence per line) or .csv (a `text` column), at most {MAX_FILE_SIZE.upper()}. Sentences "
           f"longer than {MAX_TOKENS} word pieces are truncated (you are told which).")
@@ -114,7 +121,7 @@ def task_title(index: int, task: str, num_labels: int, rejected: bool = False) -
 
 def none_heading(task: str, num_labels: int) -> str:
     """The label panel's heading for an out-of-scope sentence: 'None of the 77'."""
-    return f"None of the {num_labels} {task}s" if task == "intent" else f"None of the {num_labels} labels"
+    return f"None of the {num_labels} {label_noun(task)}s"
 
 
 def summary(count: int, truncated: list[int], max_tokens: int) -> str:
@@ -177,10 +184,21 @@ TASK_PLACEHOLDER = ("billing: I was charged twice this month\nbilling: why is my
 EXAMPLE_TASK_FILE = ROOT / "assets" / "examples" / "support_task.csv"  # also the docs' add_task example
 
 
+def example_labels() -> list[str]:
+    """The input examples' chips: what each shows and how many sentences."""
+    return [f"{what} ({len(text.splitlines())} sentences)" for what, text in EXAMPLES.items()]
+
+
 def example_task() -> str:
     """The shipped example task as `label: example` lines, for the panel's example."""
     texts, labels = read_examples(EXAMPLE_TASK_FILE)
     return "\n".join(f"{label}: {text}" for text, label in zip(texts, labels))
+
+
+def example_task_label() -> str:
+    """The example task's chip: its labels and size, e.g. 'Topics: fees, delivery, … (16 examples)'."""
+    texts, labels = read_examples(EXAMPLE_TASK_FILE)
+    return f"Topics: {', '.join(dict.fromkeys(labels))} ({len(texts)} examples)"
 
 
 def task_report(report) -> str:
@@ -204,5 +222,7 @@ def task_report(report) -> str:
 
 
 TASK_REMOVED = "Your task was removed; Analyse shows the shipped tasks only."
+TASK_FROM_FILE = ("- Built from the uploaded file. **Build** with the box empty builds it again (under the name "
+                  "above); examples written in the box make a new task.")
 TASK_EXPIRED = ("⚠️ Your task is no longer kept on the server (many visitors since, or a restart): press **Build** "
-                "again; the examples are still in the box.")
+                "again (the examples are still in the box), or upload its file again.")

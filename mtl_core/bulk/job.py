@@ -5,13 +5,15 @@
 
 Needs the bulk requirements (pip install -r requirements-bulk.txt); the app never imports this module.
 
-How it runs: the driver cuts the inputs into parts (bulk_input.py) and hands them to Ray Data as a dataset
+How it runs: the driver cuts the inputs into parts (sources.py) and hands them to Ray Data as a dataset
 of part descriptions; `map_batches` sends each to an actor of a pool sized to the CPUs, which loaded the
 model once, reads the part's rows, scores them with the Predictor (the same pass and records as
 `python -m mtl_core predict`) and writes them as one Parquet file, atomically. Ray Data's own Parquet writer
 is not used because it names its files per write task: a job started again could not tell which rows are
 done. Here a part's file exists only once all its rows are in it, and a rerun with the same arguments
-scores only the parts without one, so every input row is in the output exactly once.
+scores only the parts without one, so every input row is in the output exactly once. A job's part size is
+chosen at its first run (sources.part_size, once Ray says how many actors there are) and kept in _job.json, so
+that a rerun cuts the files at the same rows.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -31,15 +33,25 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mtl_core.bulk.sources import PART_ROWS, InputRow, Part, filesystem, input_files, input_schema, plan, read_part, text_value
-from mtl_core.serving.inputs import InputError
+from mtl_core.bulk.sources import (
+    PART_ROWS,
+    InputRow,
+    Part,
+    filesystem,
+    input_files,
+    input_schema,
+    part_size,
+    plan,
+    read_part,
+    text_value,
+)
+from mtl_core.serving.inputs import InputError, Row
 from mtl_core.serving.records import carried_names
 from mtl_core.settings import ROOT, Settings
 from mtl_core.tasks.checkpoint import read_config
 
 log = logging.getLogger(__name__)
 
-APP_PRECISION = "auto"  # as the app serves (app.py): bf16 where the CPU multiplies it in hardware
 BATCH_SIZE = 32  # sentences per encoder call (benchmarks/bulk.py: 32, 64 and 128 within 1% here; as predict)
 THREADS_PER_ACTOR = 1  # torch threads per actor: one actor per core beats one actor on all cores (benchmarks/bulk.py)
 # A worker that dies is restarted and its part redone, 3 times (Ray Data's default is forever, which
@@ -62,7 +74,7 @@ class Job:
     id_column: str | None = None
     embeddings: bool = False
     checkpoint: str = "assets/checkpoint"
-    part_rows: int = PART_ROWS
+    part_rows: int | None = None  # --part-rows; None: sources.part_size at the first run, then as recorded
 
 
 @dataclass
@@ -78,6 +90,7 @@ class Summary:
     threads_per_actor: int = THREADS_PER_ACTOR
     batch_size: int = BATCH_SIZE
     precision: str = ""
+    part_rows: int = 0
 
     @property
     def sentences_per_s(self) -> float:
@@ -86,7 +99,8 @@ class Summary:
     def text(self) -> str:
         skipped = f", {self.parts_skipped} part(s) already done and skipped" if self.parts_skipped else ""
         return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} ({self.rows_failed:,} with an error) "
-                f"in {self.parts_scored} part(s){skipped}; {self.sentences_per_s:,.0f} sentences/s over "
+                f"in {self.parts_scored} part(s) of up to {self.part_rows:,} rows{skipped}; "
+                f"{self.sentences_per_s:,.0f} sentences/s over "
                 f"{self.seconds:.1f} s (Ray started in {self.ray_start_s:.1f} s)")
 
 
@@ -99,16 +113,21 @@ class Output:
         self.location = location.rstrip("/")
         self.fs, self.path = filesystem(self.location)
 
-    def claim(self, job: Job) -> None:
-        """Create the folder for `job`, or check that it holds this same job (to resume it)."""
+    def claim(self, job: Job) -> Job:
+        """Create the folder for `job`, or check that it holds this same job (to resume it): the job as recorded,
+        with the part size it started with unless --part-rows was given."""
         self.fs.create_dir(self.path, recursive=True)
-        wanted = json.dumps(asdict(job), indent=2)
         found = self.read_text(JOB_FILE)
         if found is None:
-            self.write_text(JOB_FILE, wanted)
-        elif json.loads(found) != json.loads(wanted):
+            return job
+        recorded = Job(**json.loads(found))
+        if replace(job, part_rows=job.part_rows or recorded.part_rows) != recorded:
             raise BulkError(f"{self.location} holds the output of another job ({JOB_FILE} differs: other inputs, "
                             "columns, checkpoint or --part-rows); give a new --output, or the same arguments to resume")
+        return recorded
+
+    def record(self, job: Job) -> None:
+        self.write_text(JOB_FILE, json.dumps(asdict(job), indent=2))
 
     def done(self) -> set[str]:
         """Names of the parts already written (a half-written part has only a temporary name)."""
@@ -150,7 +169,7 @@ class PartScorer:
         self.job, self.output, self.batch_size = Job(**job), Output(output), batch_size
         self.predictor = Predictor.load(checkpoint_path(self.job), backbone, precision=precision)
         self.carried: list[tuple[str, pa.Field]] = []  # (input column, its output field), set below
-        probe = self.score([InputRow("id", "schema")])[0]
+        probe = self.score([InputRow("id", Row("schema"))])[0]
         columns = columns if columns is not None else pa.schema([])
         names = carried_names(columns.names, list(probe))  # `id`, `text`, `intent`, ... of the input -> input_id, ...
         self.carried = [(f.name, pa.field(name, f.type)) for f, name in zip(columns, names, strict=True)]
@@ -169,34 +188,28 @@ class PartScorer:
 
     def score(self, rows: list[InputRow]) -> list[dict]:
         """One record per row, in input order: `id`, the input's other columns, the predict command's columns
-        (records.Prediction.csv_row), then `error` and, with --embeddings, the embedding; a row with an error
-        has only id, its other columns, text and error."""
-        from mtl_core.serving.records import predictions
+        (records.output_rows: `text`, `truncated`, `error`, the tasks') and, with --embeddings, the embedding;
+        a row with an error has only id, its other columns, text and error."""
+        from mtl_core.serving.records import output_rows, predictions
 
-        good = [r for r in rows if r.error is None]
-        results = self.predictor.run([r.text for r in good], self.batch_size) if good else None
-        scored = iter(zip(predictions(results), results.embeddings, strict=True) if results else ())
+        texts = [r.row.text for r in rows if r.row.error is None]
+        results = self.predictor.run(texts, self.batch_size)
+        embeddings = iter(results.embeddings)
         records = []
-        for r in rows:
-            carried = {f.name: cell(r.values.get(column), f.type) for column, f in self.carried}
-            if r.error is not None:
-                records.append({"id": r.id, **carried, "text": r.text, "error": r.error})
-                continue
-            prediction, embedding = next(scored)
-            record = {"id": r.id, **carried, **prediction.csv_row(), "error": None}
-            if self.job.embeddings:
-                record["embedding"] = embedding
+        for r, scored in zip(rows, output_rows([r.row for r in rows], predictions(results)), strict=True):
+            record = {"id": r.id, **{f.name: cell(r.values.get(column), f.type) for column, f in self.carried}, **scored}
+            if self.job.embeddings and r.row.error is None:
+                record["embedding"] = next(embeddings)
             records.append(record)
         return records
 
 
 def output_schema(record: dict, embeddings: bool, carried: list[pa.Field] = ()) -> pa.Schema:
     """The Parquet columns: `id`, the input's other columns (`carried`), then the prediction columns typed
-    from one real record (so they follow the checkpoint's heads), `error` and the embedding."""
-    types = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
+    from one real record (so they follow the checkpoint's heads; `error` is text) and the embedding."""
+    types = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_(), type(None): pa.string()}
     fields = [pa.field("id", pa.string()), *carried]
-    fields += [pa.field(k, types[type(v)]) for k, v in record.items() if k not in ("id", "error", "embedding")]
-    fields.append(pa.field("error", pa.string()))
+    fields += [pa.field(k, types[type(v)]) for k, v in record.items() if k not in ("id", "embedding")]
     if embeddings:
         fields.append(pa.field("embedding", pa.list_(pa.float32(), len(record["embedding"]))))
     return pa.schema(fields)
@@ -241,6 +254,8 @@ def start_ray(address: str | None) -> int:
                                                           "/docs", "/benchmarks", "/experiments"]}
         try:
             if address is None:
+                # Ray warns at every local start that token authentication, its default, is on: no news to a user
+                logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
                 ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
             else:  # the project's code and checkpoint go to the workers with the job
                 ray.init(address=address, runtime_env=runtime, logging_level=logging.WARNING)
@@ -255,24 +270,31 @@ def run_job(job: Job, output: str, settings: Settings, address: str | None = Non
     """Score every input row not yet in `output`; returns what this run read, wrote and how fast."""
     started = time.perf_counter()
     read_config(checkpoint_path(job))  # a wrong --checkpoint fails here, not in every actor
-    parts = plan(input_files(job.inputs), job.text_column, job.id_column, job.part_rows)
-    columns = input_schema(parts)  # the inputs' other columns, one type each for the whole job
+    files = input_files(job.inputs)
+    planned = PART_ROWS if job.part_rows is None else job.part_rows
+    parts = plan(files, job.text_column, job.id_column, planned)  # every file checked and its rows counted
     out = Output(output)
-    out.claim(job)
+    job = out.claim(job)
+    summary = Summary(batch_size=batch_size, threads_per_actor=threads, precision=settings.precision)
+    if job.part_rows is None:  # a new job: its part size follows its rows and actors, so Ray starts first
+        if parts:
+            summary.actors, summary.ray_start_s = start_actors(address, actors, threads)
+        job = replace(job, part_rows=part_size(sum(p.rows for p in parts), summary.actors))
+    out.record(job)
+    if job.part_rows != planned:
+        parts = plan(files, job.text_column, job.id_column, job.part_rows)
     done = out.done()
     todo = [p for p in parts if p.output_name not in done]
-    summary = Summary(parts_skipped=len(parts) - len(todo), batch_size=batch_size, threads_per_actor=threads,
-                      precision=settings.precision)
+    summary.part_rows, summary.parts_skipped = job.part_rows, len(parts) - len(todo)
     summary.rows_written = out.rows_in([p.output_name for p in parts if p.output_name in done])
     if todo:
-        ray_started = time.perf_counter()
-        cpus = start_ray(address)
-        summary.ray_start_s = time.perf_counter() - ray_started
-        summary.actors = min(actors or max(1, cpus // threads), len(todo))
-        log.info("%d parts to score (%d done before) on %d actor(s) x %d thread(s), batch %d",
-                 len(todo), summary.parts_skipped, summary.actors, threads, batch_size)
+        if not summary.actors:
+            summary.actors, summary.ray_start_s = start_actors(address, actors, threads)
+        summary.actors = min(summary.actors, len(todo))
+        log.info("%d parts of up to %d rows to score (%d done before) on %d actor(s) x %d thread(s), batch %d",
+                 len(todo), job.part_rows, summary.parts_skipped, summary.actors, threads, batch_size)
         for result in score_parts(todo, job, output, settings, summary.actors, batch_size, threads, show_progress,
-                                  columns):
+                                  input_schema(parts)):
             summary.rows_read += result["rows"]
             summary.rows_written += result["rows"]
             summary.rows_failed += result["errors"]
@@ -280,6 +302,14 @@ def run_job(job: Job, output: str, settings: Settings, address: str | None = Non
     summary.seconds = time.perf_counter() - started
     out.write_text(SUMMARY_FILE, json.dumps({**asdict(summary), "sentences_per_s": summary.sentences_per_s}, indent=2))
     return summary
+
+
+def start_actors(address: str | None, actors: int | None, threads: int) -> tuple[int, float]:
+    """Start Ray (or connect to a cluster): the actors to run (--actors, else one per `threads` CPUs) and the
+    seconds it took."""
+    started = time.perf_counter()
+    cpus = start_ray(address)
+    return actors or max(1, cpus // threads), time.perf_counter() - started
 
 
 def score_parts(todo: list[Part], job: Job, output: str, settings: Settings, actors: int, batch_size: int,
@@ -291,6 +321,7 @@ def score_parts(todo: list[Part], job: Job, output: str, settings: Settings, act
     context.enable_progress_bars = False  # ours counts rows against the planned total
     context.max_errored_blocks = 0  # a part that fails after its retries fails the job (a rerun resumes it)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-dataset INFO lines drown the progress bar
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled": ours is on
     items = [{"part": json.dumps(asdict(p))} for p in todo]
     with warnings.catch_warnings():  # Ray 2.60 has no other way to set the retries than these kwargs
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -300,7 +331,8 @@ def score_parts(todo: list[Part], job: Job, output: str, settings: Settings, act
                                        backbone=settings.backbone, batch_size=batch_size, threads=threads,
                                        columns=columns),
             **RETRIES)
-    with tqdm(total=sum(p.rows for p in todo), unit="row", desc="bulk", disable=not show_progress) as bar:
+    desc = f"bulk, parts of up to {job.part_rows:,} rows"
+    with tqdm(total=sum(p.rows for p in todo), unit="row", desc=desc, disable=not show_progress) as bar:
         for result in scored.iter_rows():
             bar.update(result["rows"])
             yield result

@@ -1,17 +1,22 @@
 """The input side of bulk scoring (python -m mtl_core bulk): find the input files, cut each into parts of
 about `part_rows` rows, and read one part's rows back, each with an id and, when it cannot be scored, an error.
+Each row is checked as every command checks its input (serving/inputs.py: read_row, csv_text_row); what is
+here is what bulk adds: parts, .jsonl and .parquet files, object stores, ids.
 
 A part is the unit of resumption: its rows are scored and written as one output file, atomically, and a
 job started again with the same arguments skips every part whose file exists. Parts are cut at the same
 rows every time: text and JSON-lines files by line, CSV files by record (a quoted newline stays inside
 its record), Parquet files at row-group boundaries. Planning reads each text file once (no parsing of the
-rows' contents, ~1 s per million rows); the scoring reads only its own part (a seek to the part's byte
-offset). Files are opened through pyarrow's file systems, so a local path and an object-store URI
-(s3://bucket/prefix, gs://...) are read alike.
+rows' contents, ~1 s per million rows; once more for a new job cut smaller than PART_ROWS); the scoring reads
+only its own part (a seek to the part's byte offset). Files are opened through pyarrow's file systems, so a
+local path and an object-store URI (s3://bucket/prefix, gs://...) are read alike.
 
 Row ids: the input's own (--id-column), else `FILE:LINE` for .txt/.jsonl and `FILE:ROW` for .csv/.parquet
-(ROW 1 is the first data row). Blank lines of .txt/.jsonl files are not rows; an empty text anywhere else is
-a row with an error.
+(ROW 1 is the first data row). Every line of a .txt/.jsonl file is a row, a blank one too (with the error
+`empty`), as the predict command reads a .txt; a blank line of a .csv is no record, as in the predict command.
+
+Part size: --part-rows, else part_size(): parts small enough that every actor gets several, so that a job
+stopped half-way has kept about half of its work (a 20,000-row file in parts of 10,000 would keep nothing).
 
 Other columns: each row also carries its file's columns besides the text and id columns (Part.columns): a
 .csv's header (a column named twice is carried twice, the second with `input_` before its name, a column
@@ -35,12 +40,22 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mtl_core.serving.inputs import InputError, column_names
+from mtl_core.serving.inputs import (
+    InputError,
+    Row,
+    check_header,
+    csv_text_row,
+    other_columns,
+    printable,
+    read_row,
+    text_lines,
+)
 from mtl_core.serving.records import carried_names
 
 FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
-MAX_ROW_CHARS = 10_000  # a row longer than this is a document, not a sentence: the encoder would read its first ~1,000
-PART_ROWS = 10_000  # rows per part: ~30 s of one core's work: what a crash can cost per worker, and the tail when a job ends
+PART_ROWS = 10_000  # the most rows per part: ~30 s of one core's work: what a crash can cost per worker
+MIN_PART_ROWS = 500  # the fewest (but for a smaller file): seconds of work, against each part's file and scheduling
+PARTS_PER_ACTOR = 4  # at least, where the input allows: a stop at any time keeps most of the finished work
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,7 @@ class Part:
 @dataclass(frozen=True)
 class InputRow:
     id: str
-    text: str
-    error: str | None = None
+    row: Row  # its text, or its error
     values: dict = field(default_factory=dict)  # Part.columns -> this row's value (a missing one: absent)
 
 
@@ -123,6 +137,12 @@ def file_format(path: str, strict: bool = True) -> str | None:
 
 # ---- planning ------------------------------------------------------------------------------------------
 
+def part_size(rows: int, actors: int) -> int:
+    """Rows per part for a job of `rows` rows on `actors` actors when --part-rows is not given: PARTS_PER_ACTOR
+    parts per actor, within [MIN_PART_ROWS, PART_ROWS]."""
+    return max(MIN_PART_ROWS, min(PART_ROWS, -(-rows // (PARTS_PER_ACTOR * max(actors, 1)))))
+
+
 def plan(files: list[str], text_column: str, id_column: str | None, part_rows: int = PART_ROWS) -> list[Part]:
     """Every file cut into parts of `part_rows` rows (Parquet: whole row groups, at least `part_rows`);
     an InputError when a file lacks the columns asked for."""
@@ -161,9 +181,8 @@ def plan_lines(source: str, fmt: str, text_column: str, id_column: str | None, p
     def starts() -> Iterator[tuple[int, int]]:
         offset = 0
         with open_bytes(source) as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    yield offset, number
+            for number, line in enumerate(f, 1):  # split at b"\n" only, as text_lines splits
+                yield offset, number
                 offset += len(line)
         end[0] = offset
 
@@ -179,7 +198,7 @@ def check_json_columns(part: Part, text_column: str, id_column: str | None) -> l
     """The first JSON line must have the columns asked for (later lines without them get an error each);
     its keys, which are the file's columns."""
     with open_bytes(part.source) as f:
-        line = next(line for line in f if line.strip())
+        line = next((line for line in f if line.strip()), b"{}")
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -192,9 +211,8 @@ def check_json_columns(part: Part, text_column: str, id_column: str | None) -> l
 
 def check_columns(source: str, columns: list[str], text_column: str, id_column: str | None) -> None:
     for name, flag in [(text_column, "--text-column"), (id_column, "--id-column")]:
-        if name is not None and name not in columns:
-            raise InputError(f"{source} has no `{name}` column (columns: {columns[:10]}); name the right one "
-                             f"with {flag}")
+        if name is not None:
+            check_header(columns, (name,), source, f"name the right one with {flag}")
 
 
 class CountingLines:
@@ -249,12 +267,10 @@ def plan_csv(source: str, fmt: str, text_column: str, id_column: str | None, par
 
 
 def csv_other_columns(header: tuple[str, ...], text_column: str, id_column: str | None) -> list[tuple[int, str]]:
-    """(position, name) of a CSV file's columns besides the text and id columns (the first column of each of
-    those names), the names made unique (records.carried_names), a column without one `column_<position>`."""
-    skip = {header.index(text_column)} | ({header.index(id_column)} if id_column else set())
-    keep = [i for i in range(len(header)) if i not in skip]
-    names = carried_names([column_names(list(header))[i] for i in keep], ())
-    return list(zip(keep, names, strict=True))
+    """inputs.other_columns, the names made unique (records.carried_names): each is a key of InputRow.values."""
+    found = other_columns(header, [text_column] + ([id_column] if id_column else []))
+    names = carried_names([name for _, name in found], ())
+    return [(i, name) for (i, _), name in zip(found, names, strict=True)]
 
 
 def plan_parquet(source: str, fmt: str, text_column: str, id_column: str | None, part_rows: int) -> list[Part]:
@@ -325,57 +341,31 @@ def part_bytes(part: Part) -> bytes:
 
 
 def numbered_lines(part: Part) -> Iterator[tuple[int, bytes]]:
-    """The part's non-blank lines and their numbers, split at b"\n" only, as planning counted them."""
-    for number, line in enumerate(part_bytes(part).split(b"\n"), part.number):
-        if line.strip():
-            yield number, line
-
-
-def row(row_id: str, text: object, error: str | None = None, values: dict | None = None) -> InputRow:
-    """An input row, checked: an error for empty, undecodable, too long or non-text values."""
-    if error is None:
-        error = row_error(text)
-    shown = text if isinstance(text, str) else ("" if text is None else str(text))
-    return InputRow(row_id, printable(shown) if error else shown, error, values or {})
-
-
-def row_error(text: object) -> str | None:
-    if not isinstance(text, str):
-        return "empty" if text is None else f"not text ({type(text).__name__})"
-    if not text.strip():
-        return "empty"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return f"not UTF-8 (bad byte at character {err.start})"
-    if len(text) > MAX_ROW_CHARS:
-        return f"{len(text):,} characters; at most {MAX_ROW_CHARS:,} per row"
-    return None
-
-
-def decoded(line: bytes) -> str:
-    """The line as text; bytes that are not UTF-8 become lone surrogates, which row_error reports."""
-    return line.decode("utf-8", errors="surrogateescape").strip()
+    """The part's lines and their numbers, as planning counted them (text_lines)."""
+    return enumerate(text_lines(part_bytes(part), starts_file=part.start == 0), part.number)
 
 
 def read_txt(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
     for number, line in numbered_lines(part):
-        yield row(f"{part.source}:{number}", decoded(line))
+        yield InputRow(f"{part.source}:{number}", read_row(line))
 
 
 def read_jsonl(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
     for number, line in numbered_lines(part):
         row_id = f"{part.source}:{number}"
+        if not line.strip():
+            yield InputRow(row_id, read_row(line))  # a blank line: empty, as in a .txt
+            continue
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            yield row(row_id, decoded(line), f"not a JSON object ({err.__class__.__name__})")
+            yield InputRow(row_id, read_row(line, f"not a JSON object ({err.__class__.__name__})"))
             continue
         if not isinstance(record, dict):
-            yield row(row_id, decoded(line), "not a JSON object")
+            yield InputRow(row_id, read_row(line, "not a JSON object"))
             continue
-        yield row(input_id(record, id_column, row_id), record.get(text_column),
-                  values={c: record[c] for c in part.columns if c in record})
+        yield InputRow(input_id(record, id_column, row_id), read_row(record.get(text_column)),
+                       {c: record[c] for c in part.columns if c in record})
 
 
 def read_csv(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
@@ -384,11 +374,12 @@ def read_csv(part: Part, text_column: str, id_column: str | None) -> Iterator[In
     at = part.header.index(text_column)
     id_at = part.header.index(id_column) if id_column else None
     others = csv_other_columns(part.header, text_column, id_column)
-    for number, values in enumerate(records, part.number):
-        values += [""] * (len(part.header) - len(values))  # a short row lacks the last columns; extra ones are dropped
-        row_id = values[id_at] if id_at is not None and values[id_at] else f"{part.source}:{number}"
+    for number, record in enumerate(records, part.number):
+        cells = record + [""] * (len(part.header) - len(record))  # a short record lacks the last columns
+        row_id = cells[id_at] if id_at is not None and cells[id_at] else f"{part.source}:{number}"
         # an undecodable byte in another column is shown as U+FFFD (Parquet takes only UTF-8); the text's is an error
-        yield row(row_id, values[at].strip(), values={name: printable(values[i]) for i, name in others})
+        yield InputRow(row_id, csv_text_row(record, len(part.header), at),
+                       {name: printable(cells[i]) for i, name in others})
 
 
 def read_parquet(part: Part, text_column: str, id_column: str | None) -> Iterator[InputRow]:
@@ -400,16 +391,10 @@ def read_parquet(part: Part, text_column: str, id_column: str | None) -> Iterato
     ids = table.column(id_column).to_pylist() if id_column else [None] * len(texts)
     others = {name: table.column(name).to_pylist() for name in part.columns}
     for i, (text, row_id) in enumerate(zip(texts, ids, strict=True)):
-        yield row(str(row_id) if row_id is not None else f"{part.source}:{part.number + i}",
-                  text.strip() if isinstance(text, str) else text,
-                  values={name: values[i] for name, values in others.items()})
+        yield InputRow(str(row_id) if row_id is not None else f"{part.source}:{part.number + i}", read_row(text),
+                       {name: values[i] for name, values in others.items()})
 
 
 def input_id(record: dict, id_column: str | None, fallback: str) -> str:
     value = record.get(id_column) if id_column else None
     return fallback if value is None or value == "" else str(value)
-
-
-def printable(text: str) -> str:
-    """Lone surrogates (undecodable bytes) shown as U+FFFD, so an error row's text can be written."""
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")

@@ -1,7 +1,7 @@
 """Add a task from labelled examples to a checkpoint:
 python -m mtl_core add_task --examples FILE.csv --name NAME --output DIR [--checkpoint BASE]
 
-DIR gets everything BASE serves plus a head fitted on the examples (fewshot.py; no backbone training), its
+DIR gets everything BASE serves plus a head fitted on the examples (tasks/fewshot.py; no backbone training), its
 out-of-scope detector and its examples (examples_NAME.csv, to refit or edit); `python -m mtl_core predict
 --checkpoint DIR` then writes NAME, NAME_score, NAME_closest, NAME_in_scope and NAME_scope_score beside the other columns.
 """
@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mtl_core.commands.common import add_checkpoint_argument, command_parser, run_command
+from mtl_core.commands.common import add_checkpoint_argument, command_parser, run_command, serving_settings
 from mtl_core.serving.inputs import InputError, read_examples, write_examples
 from mtl_core.serving.predictor import Predictor
-from mtl_core.settings import Settings
 from mtl_core.tasks import checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("add_task", "Fit a new task's head on labelled examples (a text,label CSV) and write a "
-                                        "checkpoint that serves it beside the existing tasks.")
-    parser.add_argument("--examples", type=Path, required=True, help="CSV with `text` and `label` columns")
+                                        "checkpoint that serves it beside the existing tasks.", serves=True)
+    parser.add_argument("--examples", type=Path, required=True,
+                        help="CSV with `text` and `label` columns; a row without both (or with more fields than the "
+                             "header: quote a text that holds a comma) is refused, naming its line")
     parser.add_argument("--name", required=True, help="the task's name (a-z, 0-9, _): its CSV columns are NAME, "
                                                       "NAME_score, ...")
     parser.add_argument("--output", type=Path, required=True, help="checkpoint folder to write (BASE + the new head)")
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> str:
-        settings = Settings.from_env()
+        settings = serving_settings()
         base = args.checkpoint or settings.checkpoint
         if args.output.resolve() == Path(base).resolve():
             raise InputError(f"--output {args.output} is the base checkpoint; write the new one to another folder")

@@ -10,7 +10,7 @@ from mtl_core.settings import DEFAULT_DATA_DIR, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m mtl_core data prepare`: rebuild the data folder from the public originals (datasets.py)."""
+    """`python -m mtl_core data prepare`: rebuild the data folder from the public originals (data/originals.py)."""
     parser = command_parser("data", "Rebuild intent/, sentiment/ and oos/ from the public originals and check "
                                     "every file's SHA-256.")
     commands = parser.add_subparsers(dest="command", required=True)

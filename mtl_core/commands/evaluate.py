@@ -9,6 +9,7 @@ import json
 
 from mtl_core.commands.common import add_checkpoint_argument, add_data_dir_argument, command_parser, run_command
 from mtl_core.settings import Settings
+from mtl_core.tasks.definitions import SCOPED_TASK
 from mtl_core.training.evaluation import evaluate_checkpoint
 from mtl_core.training.scope_evaluation import markdown_table
 
@@ -18,10 +19,10 @@ def report_lines(report: dict) -> list[str]:
              f"macro_recall={m['macro_recall']:.4f} ece={m['ece']:.4f} (uncalibrated {m['ece_uncalibrated']:.4f})"
              for task, m in report["tasks"].items()]
     if "scope" in report:
-        found = report["scope"]
-        lines += ["", f"Out of scope ({report['split']}: {found['n_in_scope']:,} intent sentences vs CLINC150 "
+        found, task = report["scope"], SCOPED_TASK.name
+        lines += ["", f"Out of scope ({report['split']}: {found['n_in_scope']:,} {task} sentences vs CLINC150 "
                       f"{found['n_oos']:,} `oos` + {found['n_domains']:,} non-banking domain queries; each threshold "
-                      f"accepts {found['dev_recall']:.1%} of the intent dev sentences):", markdown_table(found)]
+                      f"accepts {found['dev_recall']:.1%} of the {task} dev sentences):", markdown_table(found)]
     return lines
 
 

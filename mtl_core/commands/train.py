@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def parse_mapping(text: str, cast=float) -> dict:
-    """Parse `intent=1,sentiment=2` into {"intent": 1.0, "sentiment": 2.0}."""
+    """Parse `intent=1,sentiment=2` into a dict of task name -> value: intent -> 1.0, sentiment -> 2.0."""
     pairs = [item.split("=", 1) for item in text.split(",") if item]
     if any(len(p) != 2 for p in pairs):
         raise argparse.ArgumentTypeError(f"expected task=value[,task=value], got {text!r}")

@@ -1,7 +1,8 @@
 """Loading the real task data (Banking77 intents, SemEval 4A sentiment, CLINC150 out-of-scope) from a
 data folder. The one reader of the data CSVs; every other module and script goes through it.
 
-Layout expected under the data folder (built by `python -m mtl_core data prepare`, datasets.py):
+Layout expected under the data folder (built by `python -m mtl_core data prepare`, originals.py), one folder
+per built-in task (tasks/definitions.py):
   intent/{train,test}.csv + labels.json        (no official dev split: carved here, stratified, seeded)
   sentiment/{train,dev,test}.csv + labels.json
   oos/{train,dev,test}.csv                     (optional: requests that are none of the 77 intents)
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-TASKS = ("intent", "sentiment")
+from mtl_core.tasks.definitions import BUILTIN_NAMES, BUILTIN_TASKS, task_definition
+
+TASKS = BUILTIN_NAMES  # the tasks a data folder holds
 INTENT_DEV_SEED = 0  # the intent dev split is carved from train with this seed, everywhere
 
 
@@ -71,6 +74,11 @@ def read_labels(folder: Path) -> list[str]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def builtin_labels(data_dir: str | Path) -> dict[str, list[str]]:
+    """Each built-in task's label ids from the data folder (what untrained heads of them need)."""
+    return {task.name: read_labels(Path(data_dir) / task.folder) for task in BUILTIN_TASKS}
+
+
 def read_split(path: Path, label_names: list[str]) -> Split:
     index = {name: i for i, name in enumerate(label_names)}
     rows = read_rows(path)
@@ -89,10 +97,9 @@ def stratified_subsample(split: Split, size: int | None, seed: int) -> Split:
 
 
 def load_task(data_dir: str | Path, task: str, dev_fraction: float = 0.1, seed: int = INTENT_DEV_SEED) -> TaskData:
-    """Train/dev/test of one task. Intent dev = a stratified `dev_fraction` of train (seeded)."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid: {list(TASKS)}")
-    folder = Path(data_dir) / task
+    """Train/dev/test of one built-in task. Without a dev.csv (intent), dev = a stratified `dev_fraction` of
+    train (seeded)."""
+    folder = Path(data_dir) / task_definition(task).folder
     label_names = read_labels(folder)
     train = read_split(folder / "train.csv", label_names)
     test = read_split(folder / "test.csv", label_names)

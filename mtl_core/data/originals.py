@@ -25,8 +25,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from mtl_core.data.loading import DataError
+from mtl_core.tasks.definitions import SENTIMENT
 
-SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 SENTIMENT_DEV_SIZE, SENTIMENT_SEED = 2_000, 7833
 SEMEVAL_FOLDER = "dataset/Subtask_A"
 SEMEVAL_POOL = ["twitter-2013train-A", "twitter-2013dev-A", "twitter-2013test-A", "twitter-2014test-A",
@@ -106,7 +106,7 @@ def semeval_rows(path: Path) -> list[tuple[str, str]]:
     rows = []
     for line in path.read_text(encoding="utf-8").split("\n"):
         fields = line.split("\t")
-        if len(fields) >= 3 and fields[1] in SENTIMENT_LABELS:
+        if len(fields) >= 3 and fields[1] in SENTIMENT.fixed_labels:
             rows.append((" ".join("\t".join(fields[2:]).split()), fields[1]))
     return rows
 
@@ -127,7 +127,7 @@ def build_sentiment(originals: Path) -> dict[str, bytes]:
     return {"sentiment/train.csv": csv_bytes(pool[SENTIMENT_DEV_SIZE:]),
             "sentiment/dev.csv": csv_bytes(pool[:SENTIMENT_DEV_SIZE]),
             "sentiment/test.csv": csv_bytes(test),
-            "sentiment/labels.json": json.dumps(SENTIMENT_LABELS).encode("utf-8")}
+            "sentiment/labels.json": json.dumps(list(SENTIMENT.fixed_labels)).encode("utf-8")}
 
 
 def build_oos(originals: Path) -> dict[str, bytes]:

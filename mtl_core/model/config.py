@@ -1,4 +1,5 @@
-"""Model settings and label lists shared by the model, the checkpoint format and the commands."""
+"""Model settings shared by the model, the checkpoint format and the commands. No task is named here: the
+built-in tasks are data in mtl_core/tasks/definitions.py."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -9,8 +10,6 @@ from dataclasses import asdict, dataclass, field
 MAX_TOKENS = 256
 EMBED_DIM = 384
 CHECKPOINT_FORMAT_VERSION = 1
-
-SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 
 
 @dataclass
@@ -25,7 +24,7 @@ class HeadConfig:
     temperature: float = 1.0  # set by calibration on dev; logits are divided by it
     trained: bool = False  # set by training for the heads it trained; an untrained head answers at random
     # what the head reads: "task" (the pooled output of the fine-tuned task layers) or "embedding" (the shown
-    # all-MiniLM-L6-v2 embedding, which a head fitted on a user's examples reads: see fewshot.py)
+    # all-MiniLM-L6-v2 embedding, which a head fitted on a user's examples reads: see tasks/fewshot.py)
     reads: str = "task"
     params: dict = field(default_factory=dict)  # kind-specific settings (e.g. an example head's method)
     scope: dict | None = None  # the head's out-of-scope detector (scope.ScopeConfig as a dict); None: none
@@ -82,9 +81,11 @@ class ModelConfig:
         heads = [dict(h) for h in data["heads"]]
         for head in heads:
             head.setdefault("trained", bool(everything_trained))
-        # ... and one model-wide "scope" section, which belonged to the head it names.
+        # ... and one model-wide "scope" section, which belonged to the head it names (when it names none: the
+        # first head, the intent head of the two-task checkpoints that wrote such sections).
         legacy_scope = data.pop("scope", None)
         if legacy_scope is not None:
-            next(h for h in heads if h["name"] == legacy_scope.get("head", "intent"))["scope"] = legacy_scope
+            legacy_scope = {"head": heads[0]["name"], **legacy_scope}
+            next(h for h in heads if h["name"] == legacy_scope["head"])["scope"] = legacy_scope
         data["heads"] = [HeadConfig(**h) for h in heads]
         return cls(**data)

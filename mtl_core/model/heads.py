@@ -47,7 +47,7 @@ class SentenceClassificationHead(nn.Module):
 
 
 class ExampleHead(nn.Module):
-    """A head fitted on a few labelled examples (fewshot.py), reading the shown embedding (B, H).
+    """A head fitted on a few labelled examples (tasks/fewshot.py), reading the shown embedding (B, H).
 
     params["method"]: "linear" (logistic regression, or a nearest centroid written as its linear layer,
     optionally after a residual adapter x -> normalise(x + A x)) or "knn" (cosine k-NN over the stored
@@ -95,6 +95,12 @@ def knn_logits(x: torch.Tensor, examples: torch.Tensor, labels: torch.Tensor, k:
 
 EXAMPLE_METHODS = ("linear", "knn")
 HEAD_TYPES: dict[str, type[nn.Module]] = {"sentence": SentenceClassificationHead, "examples": ExampleHead}
+
+
+def scaled_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Class probabilities softmax(logits / T): T > 1 softens over-confident logits (a head's calibration
+    temperature, HeadConfig.temperature)."""
+    return torch.softmax(logits.float() / temperature, dim=-1)
 
 
 def build_head(config: HeadConfig, input_size: int) -> nn.Module:

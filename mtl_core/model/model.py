@@ -18,10 +18,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from mtl_core.model.config import SENTIMENT_LABELS, HeadConfig, ModelConfig
+from mtl_core.model.config import HeadConfig, ModelConfig
 from mtl_core.model.encoder import SentenceEncoder, bf16_copy, l2_normalize, mean_pool, run_serving_layers
-from mtl_core.model.heads import HeadInputs, build_head
-from mtl_core.training.metrics import scaled_softmax
+from mtl_core.model.heads import HeadInputs, build_head, scaled_softmax
 
 
 @dataclass
@@ -46,12 +45,10 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size) for h in config.heads})
 
     @classmethod
-    def build(cls, encoder: SentenceEncoder, intent_labels: list[str], task_layers: int = 0,
-              head_hidden: int = 0, dropout: float = 0.1) -> "MultiTaskModel":
-        """The project's two-task model (intent + sentiment) around `encoder`, heads untrained."""
-        heads = [HeadConfig("intent", list(intent_labels), hidden=head_hidden, dropout=dropout),
-                 HeadConfig("sentiment", list(SENTIMENT_LABELS), hidden=head_hidden, dropout=dropout)]
-        config = ModelConfig(heads=heads, backbone=encoder.name, task_layers=task_layers,
+    def build(cls, encoder: SentenceEncoder, heads: list[HeadConfig], task_layers: int = 0) -> "MultiTaskModel":
+        """A model with these heads around `encoder`, untrained (the built-in tasks' heads:
+        tasks/definitions.builtin_heads)."""
+        config = ModelConfig(heads=list(heads), backbone=encoder.name, task_layers=task_layers,
                              hidden_size=encoder.hidden_size, num_backbone_layers=len(encoder.layers))
         return cls(encoder, config)
 
@@ -69,7 +66,7 @@ class MultiTaskModel(nn.Module):
         return list(self.heads)
 
     def add_head(self, config: HeadConfig, head: nn.Module) -> None:
-        """One more task on the same pass (e.g. a head fitted on examples: fewshot.py)."""
+        """One more task on the same pass (e.g. a head fitted on examples: tasks/fewshot.py)."""
         if config.name in self.heads:
             raise ValueError(f"this model already has a head named {config.name!r}; give the new task another name")
         self.config.heads = [*self.config.heads, config]

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +19,25 @@ import torch
 from mtl_core.model.encoder import SentenceEncoder, check_sentences
 from mtl_core.model.explain import DEFAULT_METHOD, Explanation, explain
 from mtl_core.model.model import MultiTaskModel
-from mtl_core.serving.records import Prediction, predictions
+from mtl_core.serving.inputs import InputError
+from mtl_core.serving.records import Prediction, csv_columns, predictions
 from mtl_core.settings import DEFAULT_CHECKPOINT
 from mtl_core.tasks import checkpoint
+from mtl_core.tasks.definitions import builtin_heads
 from mtl_core.tasks.fewshot import ExampleTask, TaskReport, fit_task
 from mtl_core.tasks.scope import ScopeConfig, ScopeDetector
 
 PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
+
+
+def check_task_columns(name: str, labels: list[str], existing: Mapping[str, list[str]]) -> None:
+    """A new task's output columns must not repeat another's (a task `intent_score`, a label `score`): in a
+    record or a CSV row the later one would silently overwrite the earlier. InputError naming the column."""
+    columns = csv_columns({**existing, name: labels}, [*existing, name])  # as if every task had a scope
+    repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
+    if repeated:
+        raise InputError(f"the task name {name!r} or one of its labels would make the output column {repeated[0]!r} "
+                         "twice; rename the task or the label")
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,11 @@ class Results:
             results.scope_scores = {**self.scope_scores, task: scope.scores(self.embeddings)}
         return results
 
+    def with_example_task(self, task: ExampleTask) -> "Results":
+        """These results plus a task fitted on examples (a browser session's own): its head on their
+        embeddings, no encoder pass."""
+        return self.with_task(task.name, task.config.labels, task.probabilities(self.embeddings), task.scope)
+
 
 class Predictor:
     def __init__(self, model: MultiTaskModel, cache: SentenceCache | None = None,
@@ -135,10 +154,11 @@ class Predictor:
         return cls(model, scopes=checkpoint.load_scopes(checkpoint_dir, model.config))
 
     @classmethod
-    def untrained(cls, intent_labels: list[str], encoder: SentenceEncoder | None = None) -> "Predictor":
-        """Random heads, flagged untrained; callers must say so when showing output."""
+    def untrained(cls, labels: Mapping[str, list[str]], encoder: SentenceEncoder | None = None) -> "Predictor":
+        """The built-in tasks' heads with random weights, flagged untrained (callers must say so when showing
+        output); `labels`: task name -> label ids (data.loading.builtin_labels reads them from a data folder)."""
         encoder = encoder or SentenceEncoder.load()
-        return cls(MultiTaskModel.build(encoder, intent_labels))
+        return cls(MultiTaskModel.build(encoder, builtin_heads(labels)))
 
     @property
     def trained(self) -> bool:
@@ -205,9 +225,10 @@ class Predictor:
         return predictions(self.run(sentences, show_progress=show_progress))
 
     def example_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> ExampleTask:
-        """A task fitted on labelled examples, NOT added to this predictor: apply it to run()'s results with
-        ExampleTask.apply, explain it with explain(..., extra=task). What a browser session's task is."""
-        return fit_task(name, texts, labels, self.embed, existing=self.labels, seed=seed)
+        """A task fitted on labelled examples, NOT added to this predictor: add it to run()'s results with
+        Results.with_example_task, explain it with explain(..., extra=task). What a browser session's task is."""
+        return fit_task(name, texts, labels, self.embed, taken=self.tasks, seed=seed,
+                        check_outputs=partial(check_task_columns, existing=self.labels))
 
     def add_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> "TaskReport":
         """A new task from labelled examples: a head fitted on their shown embeddings (no backbone training),

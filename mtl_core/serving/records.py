@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mtl_core.serving.inputs import spreadsheet_safe
+from mtl_core.serving.inputs import Row, spreadsheet_safe
 
 if TYPE_CHECKING:
     from mtl_core.serving.predictor import Results
@@ -70,11 +70,15 @@ class TaskPrediction:
         return f"— none (closest: {readable_label(self.label)})" if self.rejected else readable_label(self.label)
 
     def to_api(self) -> dict:
-        record = {"label": self.label, "score": self.score, "top": [list(p) for p in self.top()]}
+        """As the CSV says it (csv_fields, scope_fields): `label` is NONE_LABEL for a rejected sentence, and a
+        head with a detector adds `closest` (the top label, on every record), `in_scope` and `scope_score`;
+        `score`, `top` and `probs` are the head's probabilities either way."""
+        record = {"label": NONE_LABEL if self.rejected else self.label, "score": self.score,
+                  "top": [list(p) for p in self.top()]}
         if lists_every_label(len(self.probs)):
             record["probs"] = dict(self.probs)
         if self.in_scope is not None:
-            record.update(in_scope=self.in_scope, scope_score=self.scope_score)
+            record.update(closest=self.label, in_scope=self.in_scope, scope_score=self.scope_score)
         return record
 
     def csv_fields(self, task: str) -> dict:
@@ -117,8 +121,9 @@ class Prediction:
         return cells
 
     def csv_row(self) -> dict:
-        """Each task's columns, then the scope columns (so the columns before them never move)."""
-        row = {"text": self.text}
+        """The text, whether it was cut at the token limit (1/0), no `error`, each task's columns, then the scope
+        columns (so the columns before them never move). A row that could not be scored: error_row."""
+        row = {"text": self.text, "truncated": int(self.truncated), "error": None}
         for task, p in self.tasks.items():
             row.update(p.csv_fields(task))
         for task, p in self.tasks.items():
@@ -131,9 +136,10 @@ class Prediction:
 
 
 def csv_columns(labels: Mapping[str, list[str]], scoped: Sequence[str] = ()) -> list[str]:
-    """The CSV header: text, each task's columns, then `<task>_closest`, `<task>_in_scope` (1/0),
-    `<task>_scope_score` for the heads in `scoped` (those with an out-of-scope detector)."""
-    columns = ["text"]
+    """The CSV header: text, truncated (1/0), error (empty when the row was scored), each task's columns, then
+    `<task>_closest`, `<task>_in_scope` (1/0), `<task>_scope_score` for the heads in `scoped` (those with an
+    out-of-scope detector)."""
+    columns = ["text", "truncated", "error"]
     for task, names in labels.items():
         columns += [task, f"{task}_score"]
         if lists_every_label(len(names)):
@@ -180,21 +186,33 @@ def predictions(results: "Results") -> list[Prediction]:
     return found
 
 
+def output_rows(inputs: Sequence[Row], found: Sequence[Prediction]) -> list[dict]:
+    """One CSV row per input row, in order (the predict command's and bulk's): `found` holds the predictions
+    of the rows without an error, in their order; a row with an error has its text and `error` only, every
+    prediction column empty."""
+    if len(found) != sum(r.error is None for r in inputs):
+        raise ValueError(f"{len(found)} predictions for {sum(r.error is None for r in inputs)} rows without an error")
+    scored = iter(found)
+    return [next(scored).csv_row() if r.error is None else {"text": r.text, "error": r.error} for r in inputs]
+
+
 def write_csv(rows: list[Prediction], labels: Mapping[str, list[str]], path: str | Path,
               scoped: Sequence[str] = (), other_columns: Sequence[str] = (),
-              other_values: Sequence[Sequence] | None = None) -> None:
+              other_values: Sequence[Sequence] | None = None, inputs: Sequence[Row] | None = None) -> None:
     """The predictions as CSV with csv_columns(labels, scoped): the predict command's output and the app's
-    download. `other_columns`: the input's columns besides its text, carried through before the prediction
-    columns (named by carried_names), with `other_values[i]` the values of row i. Any text that a
-    spreadsheet would run as a formula, carried cells included, is written as text (inputs.spreadsheet_safe)."""
+    download. `inputs`: the input rows, when some could not be scored (output_rows). `other_columns`: the
+    input's columns besides its text, carried through before the prediction columns (named by carried_names),
+    with `other_values[i]` the values of row i. Any text that a spreadsheet would run as a formula, carried
+    cells included, is written as text (inputs.spreadsheet_safe)."""
     columns = csv_columns(labels, scoped)
     names = carried_names(other_columns, columns)
-    values = other_values if other_values is not None else [()] * len(rows)
-    if len(values) != len(rows):
-        raise ValueError(f"{len(values)} rows of input columns for {len(rows)} predictions")
+    records = output_rows(inputs, rows) if inputs is not None else [p.csv_row() for p in rows]
+    values = other_values if other_values is not None else [()] * len(records)
+    if len(values) != len(records):
+        raise ValueError(f"{len(values)} rows of input columns for {len(records)} predictions")
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=names + columns)
         writer.writeheader()
-        for p, carried in zip(rows, values, strict=True):
-            row = {**dict(zip(names, carried, strict=True)), **p.csv_row()}
+        for record, carried in zip(records, values, strict=True):
+            row = {**dict(zip(names, carried, strict=True)), **record}
             writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})

@@ -24,19 +24,18 @@ import numpy as np
 from mtl_core.data.loading import read_rows
 from mtl_core.serving.projection import CosineUMAP, umap_method, warm_up
 from mtl_core.settings import ROOT
+from mtl_core.tasks.definitions import BUILTIN_TASKS
 
 log = logging.getLogger(__name__)
 
 SHIPPED_REFERENCE = ROOT / "assets" / "reference_sentences.csv"
-PER_INTENT = 8  # x 77 intents = 616 sentences
-PER_SENTIMENT = 130  # x 3 classes = 390 sentences
 MAP_DIMS = (2, 3)
 
 
 @dataclass(frozen=True)
 class ReferenceSet:
     texts: list[str]
-    sources: list[str]  # "intent" or "sentiment": which task the label belongs to
+    sources: list[str]  # which task the label belongs to (a built-in task's name)
     labels: list[str]
     origin: str  # where the sentences came from, in words
 
@@ -66,12 +65,15 @@ def sample_per_label(rows: list[tuple[str, str]], per_label: int, rng: random.Ra
 
 
 def from_data_dir(data_dir: Path, seed: int = 0) -> ReferenceSet:
+    """Each built-in task's reference_per_label training sentences of every label, tasks in BUILTIN_TASKS order."""
     rng = random.Random(seed)
-    intent = sample_per_label(read_labelled_csv(data_dir / "intent" / "train.csv"), PER_INTENT, rng)
-    sentiment = sample_per_label(read_labelled_csv(data_dir / "sentiment" / "train.csv"), PER_SENTIMENT, rng)
-    rows = [(t, "intent", y) for t, y in intent] + [(t, "sentiment", y) for t, y in sentiment]
+    rows, counts = [], []
+    for task in BUILTIN_TASKS:
+        sample = sample_per_label(read_labelled_csv(data_dir / task.folder / "train.csv"), task.reference_per_label, rng)
+        rows += [(text, task.name, label) for text, label in sample]
+        counts.append(f"{len(sample)} {task.dataset}")
     return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                        f"{len(intent)} Banking77 + {len(sentiment)} SemEval training sentences from {data_dir}")
+                        f"{' + '.join(counts)} training sentences from {data_dir}")
 
 
 def from_csv(path: Path = SHIPPED_REFERENCE) -> ReferenceSet:

@@ -3,17 +3,12 @@ per line) and a few options and returns JSON-friendly data, or raises InputError
 
 ui/ registers these same methods as the named endpoints /analyse, /predict, /embed, /similarity,
 /projection, /search, /explain and /task_predict; tests call them directly. The rest of Service is what
-the UI's handlers need, so ui/ talks to the model only through it.
+the UI's handlers need, so ui/ talks to the model only through it, and imports from here the types of what
+it takes and returns (__all__).
 """
 from __future__ import annotations
 
 import logging
-import secrets
-import shutil
-import tempfile
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mtl_core.model.explain import Explanation
-from mtl_core.serving.analysis import HEATMAP_MAX, SEARCH_K, Analysis, Hit, MapView, Session, map_view, search
+from mtl_core.serving.analysis import HEATMAP_MAX, PREVIEW_DIMS, Analysis
+from mtl_core.serving.downloads import Downloads, write_downloads
 from mtl_core.serving.inputs import (
     InputError,
     check_length,
@@ -32,24 +28,26 @@ from mtl_core.serving.inputs import (
     sentences_from_text,
     write_examples,
 )
+from mtl_core.serving.maps import MapView, map_view
 from mtl_core.serving.predictor import Predictor
-from mtl_core.serving.reference import Neighbour, ReferenceBuilder
+from mtl_core.serving.reference import Neighbour, ReferenceBuilder, ReferenceMap
+from mtl_core.serving.search import SEARCH_K, Hit, search
+from mtl_core.serving.session import Session, TaskStore
 from mtl_core.serving.similarity import ROW_ORDERS, cosine_similarity, row_order
 from mtl_core.settings import Settings
+from mtl_core.tasks.definitions import BUILTIN_NAMES
 from mtl_core.tasks.fewshot import ExampleTask
+
+__all__ = ["HEATMAP_MAX", "PREVIEW_DIMS", "Analysis", "ExampleTask", "Hit", "InputError", "MapView", "Neighbour",
+           "Service", "Session", "guarded"]
 
 log = logging.getLogger(__name__)
 EXPLAIN_MAX = 20  # sentences per /explain request: each costs one batch of its leave-one-word-out variants
-DOWNLOAD_MAX_AGE_S = 600  # Gradio copies returned files into its own cache at once; ours can go soon
-# The sessions' own tasks: ~3 kB per example (its embedding in the out-of-scope detector, and in the head
-# for k-NN), so these caps bound them at ~300 MB whatever the number of visitors (TaskStore)
-STORED_EXAMPLES_MAX = 100_000
-STORED_TASKS_MAX = 64
 DEFAULT_TASK_NAME = "yours"
 
 
 def check_order(order: str) -> None:
-    """Checked before the model runs, so a bad option costs nothing; viz.row_order applies it."""
+    """Checked before the model runs, so a bad option costs nothing; similarity.row_order applies it."""
     if order not in ROW_ORDERS:
         raise InputError(f"order must be 'input' or 'cluster', got {order!r}")
 
@@ -77,61 +75,6 @@ def similarity_payload(texts: list[str], embeddings: np.ndarray, order: str) -> 
             "matrix": similarity[idx][:, idx].astype(float).round(4).tolist()}
 
 
-class Downloads:
-    """Scratch folders for the files a request offers, under one fixed root shared by all app processes
-    (so restarts leave nothing behind); folders older than DOWNLOAD_MAX_AGE_S are pruned on each use."""
-
-    def __init__(self) -> None:
-        self._root = Path(tempfile.gettempdir()) / "mtl_app_downloads"
-        self._root.mkdir(exist_ok=True)
-
-    def new_folder(self) -> Path:
-        cutoff = time.time() - DOWNLOAD_MAX_AGE_S
-        for old in self._root.iterdir():
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self._root))
-
-
-class TaskStore:
-    """The browser sessions' own tasks, each under a random token that only its session holds, so one
-    visitor's task never reaches another's results. Bounded: beyond STORED_TASKS_MAX tasks or
-    STORED_EXAMPLES_MAX examples in all, the least recently used task is dropped (its session is told to
-    build it again)."""
-
-    def __init__(self, max_tasks: int = STORED_TASKS_MAX, max_examples: int = STORED_EXAMPLES_MAX):
-        self.max_tasks, self.max_examples = max_tasks, max_examples
-        self._tasks: OrderedDict[str, ExampleTask] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    @property
-    def examples(self) -> int:
-        return sum(len(t.scope.texts) for t in self._tasks.values())
-
-    def put(self, task: ExampleTask, replacing: str | None = None) -> str:
-        token = secrets.token_urlsafe(16)
-        with self._lock:
-            self._tasks.pop(replacing or "", None)
-            self._tasks[token] = task
-            while len(self._tasks) > self.max_tasks or (len(self._tasks) > 1 and self.examples > self.max_examples):
-                self._tasks.popitem(last=False)
-        return token
-
-    def get(self, token: str | None) -> ExampleTask | None:
-        with self._lock:
-            task = self._tasks.get(token or "")
-            if task is not None:
-                self._tasks.move_to_end(token)
-            return task
-
-    def drop(self, token: str | None) -> None:
-        with self._lock:
-            self._tasks.pop(token or "", None)
-
-
 class Service:
     """The model, the reference map and the request limits behind every endpoint."""
 
@@ -139,8 +82,8 @@ class Service:
         self.predictor = predictor
         self.builder = builder
         self.settings = settings or Settings()
-        self.downloads = Downloads()
-        self.task_store = TaskStore()
+        self._downloads = Downloads()
+        self._task_store = TaskStore()
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -155,12 +98,22 @@ class Service:
     def reference_status(self) -> str:
         return self.builder.status if self.builder else "no reference map configured"
 
+    @property
+    def reference_map(self) -> ReferenceMap | None:
+        """The reference map once it is built (None before, or without one)."""
+        return self.builder.map if self.builder else None
+
+    @property
+    def concurrency(self) -> int:
+        """How many model requests run at once (MTL_CONCURRENCY)."""
+        return self.settings.concurrency
+
     def sentences(self, text: str | None) -> list[str]:
         return sentences_from_text(text, self.settings.max_sentences, self.settings.max_chars)
 
-    def run(self, text: str | None, task: ExampleTask | None = None) -> Analysis:
+    def run(self, text: str | None) -> Analysis:
         """Read the text within the limits and run the model once."""
-        return self.run_sentences(self.sentences(text), task)
+        return self.run_sentences(self.sentences(text))
 
     def run_sentences(self, sentences: list[str], task: ExampleTask | None = None) -> Analysis:
         return Analysis.run(self.predictor, sentences, task)
@@ -179,17 +132,38 @@ class Service:
 
     def task_file(self, task: ExampleTask) -> Path:
         """The task's examples as a .csv that task_from_file reads back (the same task, refitted)."""
-        path = self.downloads.new_folder() / f"examples_{task.name}.csv"
+        path = self._downloads.new_folder() / f"examples_{task.name}.csv"
         write_examples(*task.examples(), path)
         return path
+
+    def task_again(self, task: ExampleTask, name: str | None = None) -> ExampleTask:
+        """The same examples fitted again, under `name` (the one a person typed since, perhaps)."""
+        return self.fit_examples(*task.examples(), name)
+
+    # A session keeps its own task here between its requests, under a token only it holds.
+
+    @property
+    def max_stored_tasks(self) -> int:
+        return self._task_store.max_tasks
+
+    def task_for(self, token: str | None) -> ExampleTask | None:
+        """The session's task (None without a token, or once the store has dropped it)."""
+        return self._task_store.get(token)
+
+    def keep_task(self, task: ExampleTask, replacing: str | None = None) -> str:
+        """Keep the task for its session (dropping the one under `replacing`); the token to ask for it by."""
+        return self._task_store.put(task, replacing=replacing)
+
+    def forget_task(self, token: str | None) -> None:
+        self._task_store.drop(token)
 
     # ---- what the UI's views need ----------------------------------------------------------------------
 
     def map_of(self, session: Session, dims: int, use_reference: bool) -> MapView:
         return session.map(dims, self.builder, use_reference)
 
-    def neighbours(self, session: Session, i: int) -> dict[str, list[Neighbour]]:
-        return session.neighbours(i, self.builder)
+    def neighbours(self, analysis: Analysis, i: int) -> dict[str, list[Neighbour]]:
+        return analysis.neighbours(i, self.reference_map)
 
     def explanation(self, text: str, task: str, label: str | None = None,
                     extra: ExampleTask | None = None) -> Explanation:
@@ -239,9 +213,9 @@ class Service:
         sentences = self.sentences(text)
         return self.projection_payload(sentences, self.predictor.embed(sentences), dims, reference)
 
-    def explain(self, text: str, task: str = "intent", label: str = "") -> list[dict]:
+    def explain(self, text: str, task: str = BUILTIN_NAMES[0], label: str = "") -> list[dict]:
         """Why each sentence (one per line, at most EXPLAIN_MAX) gets `task`'s label (a task of /predict's
-        records: "intent", "sentiment"), or the label asked for (a label id such as "card_arrival"; empty:
+        records: intent, sentiment, ...; default the first), or the label asked for (a label id such as "card_arrival"; empty:
         the predicted one): [{"text", "task", "label", "probability", "method", "unit", "truncated", "words": [{"word",
         "start", "end", "score"}]}]; a score > 0 pushes towards the label."""
         sentences = self.sentences(text)
@@ -275,12 +249,10 @@ class Service:
             raise InputError("the search query is empty: type a sentence to look for")
         if not 1 <= k <= 100:
             raise InputError(f"k must be between 1 and 100, got {k!r}")
-        ref = self.builder.map if self.builder else None
-        return search(analysis, ref.refset if ref else None, ref.embeddings if ref else None,
-                      self.predictor.embed([query])[0], k)
+        return search(analysis, self.reference_map, self.predictor.embed([query])[0], k)
 
     def write_downloads(self, analysis: Analysis) -> list[Path]:
-        return analysis.write_downloads(self.downloads.new_folder())
+        return write_downloads(analysis, self._downloads.new_folder())
 
     def load_file(self, path: str, allowed_folder: str | Path | None = None) -> dict:
         """The sentences of an uploaded .txt (one per line) or .csv (a `text` column):

@@ -2,7 +2,7 @@
 
 examples (text, label) -> check_examples -> embed (the shown all-MiniLM-L6-v2 embedding, unit length)
   -> every candidate method, scored by stratified cross-validation on the examples (candidates() lists them)
-  -> the best one refitted on all examples -> ExampleHead (heads.py) + temperature from the held-out folds
+  -> the best one refitted on all examples -> ExampleHead (model/heads.py) + temperature from the held-out folds
   -> out-of-scope detector: cosine to the nearest label centroid, threshold from the examples' own
      leave-one-out scores -> ExampleTask (the head, its config, the detector and a TaskReport)
 
@@ -16,23 +16,17 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
 from mtl_core.model.config import HeadConfig
-from mtl_core.model.heads import ExampleHead, HeadInputs
+from mtl_core.model.heads import ExampleHead, HeadInputs, scaled_softmax
 from mtl_core.serving.inputs import InputError
-from mtl_core.serving.records import csv_columns
-from mtl_core.tasks.scope import ScopeConfig, ScopeDetector, label_sums, threshold_at_recall, unit_rows
-from mtl_core.training.metrics import scaled_softmax
-
-if TYPE_CHECKING:
-    from mtl_core.serving.predictor import Results
+from mtl_core.tasks.scope import ScopeDetector, label_centroids, label_indices
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +38,7 @@ FOLDS = 5
 LARGE_TASK, LARGE_TASK_FOLDS = 1000, 3  # from this many examples 3 folds (each holds out >= 333): keeps a
 # 1,500-example task's build within 10 s on 2 cores (benchmarks/fewshot.py)
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # it names CSV columns (<name>_score) and files
-RECORD_FIELDS = ("text", "truncated")  # the keys of a prediction record beside its tasks (records.py)
+RECORD_FIELDS = ("text", "truncated")  # the keys of a prediction record beside its tasks (serving/records.py)
 SCOPE_RECALL = 0.95  # the threshold accepts this share of the examples' leave-one-out scores
 LOGREG_C = 10.0  # inverse L2 strength, as scikit-learn's C
 ADAPTER_STEPS, ADAPTER_LR, SUPCON_TAU = 10, 1e-3, 0.05  # chosen on the few-shot splits' dev sets
@@ -63,16 +57,6 @@ def check_name(name: str, taken: list[str]) -> str:
     if name in RECORD_FIELDS:
         raise InputError(f"{name!r} is a field of every prediction record; choose another task name")
     return name
-
-
-def check_columns(name: str, labels: list[str], existing: Mapping[str, list[str]]) -> None:
-    """The task's output columns must not repeat another's (a task `intent_score`, a label `score`): in a
-    record or a CSV row the later one would silently overwrite the earlier."""
-    columns = csv_columns({**existing, name: labels}, [*existing, name])  # as if every task had a scope
-    repeated = sorted(c for c, n in Counter(columns).items() if n > 1)
-    if repeated:
-        raise InputError(f"the task name {name!r} or one of its labels would make the output column {repeated[0]!r} "
-                         "twice; rename the task or the label")
 
 
 def check_examples(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:
@@ -136,9 +120,8 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_labels: int, c: float = L
 def fit_centroid(x: torch.Tensor, y: torch.Tensor, num_labels: int, scale: float = 20.0) -> dict[str, torch.Tensor]:
     """Nearest centroid by cosine, written as a linear layer: logits = scale * cos(x, centroid) (the
     temperature fitted afterwards sets the confidence; the scale only keeps it in the grid's range)."""
-    centroids = torch.zeros(num_labels, x.shape[1]).index_add_(0, y, x)  # (C, H)
-    weight = scale * torch.nn.functional.normalize(centroids, dim=1)
-    return {"linear.weight": weight, "linear.bias": torch.zeros(num_labels)}
+    centroids = torch.from_numpy(label_centroids(x.numpy(), y.numpy(), num_labels))  # (C, H), as the scope's
+    return {"linear.weight": scale * centroids, "linear.bias": torch.zeros(num_labels)}
 
 
 def fit_knn(x: torch.Tensor, y: torch.Tensor, num_labels: int) -> dict[str, torch.Tensor]:
@@ -275,8 +258,11 @@ def cross_validate(candidate: Candidate, data: Examples, labels: list[str],
     return accuracies, out
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature with the lowest negative log-likelihood of the held-out logits (a grid search)."""
+def grid_search_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature of TEMPERATURES with the lowest negative log-likelihood of the held-out logits.
+    A bounded grid, not training's unbounded fit (training.metrics.fit_temperature): a few examples' folds can
+    be separated perfectly, and then the likelihood keeps rising as T -> 0, towards certainty the task has
+    not earned."""
     z = torch.from_numpy(logits)
     nll = [float(torch.nn.functional.cross_entropy(z / t, torch.from_numpy(y))) for t in TEMPERATURES]
     return float(TEMPERATURES[int(np.argmin(nll))])
@@ -285,28 +271,6 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 def most_confused(y: np.ndarray, predicted: np.ndarray, labels: list[str], top: int = 5) -> list[tuple[str, str, int]]:
     pairs = Counter((labels[t], labels[p]) for t, p in zip(y, predicted) if t != p)
     return [(t, p, n) for (t, p), n in pairs.most_common(top)]
-
-
-def leave_one_out_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each example's centroid scope score with itself left out of its label's centroid: (N, H), (N,) -> (N,)."""
-    sums = label_sums(x, y)  # (C, H)
-    sims = x @ unit_rows(sums).T  # (N, C): against every label's full centroid
-    own = unit_rows(sums[y] - x)  # (N, H): its own label's centroid without it
-    sims[np.arange(len(x)), y] = (own * x).sum(axis=1)
-    return sims.max(axis=1)
-
-
-def fit_scope(name: str, x: np.ndarray, texts: list[str], labels: list[str], y: np.ndarray) -> ScopeDetector:
-    """The task's out-of-scope detector from its examples alone: score = cosine to the nearest label
-    centroid; the threshold accepts SCOPE_RECALL of the examples' own scores, each with itself left out of
-    its centroid. No out-of-scope data is needed (the score was chosen on CLINC150's dev sentences against
-    its dev oos queries, among k-NN and combined scores: benchmarks/fewshot.py)."""
-    reference = x.astype(np.float16).astype(np.float32)  # score with what is stored
-    threshold = threshold_at_recall(leave_one_out_scores(reference, y), SCOPE_RECALL)
-    config = ScopeConfig(threshold=threshold, head=name, k=1, dev_recall=SCOPE_RECALL, files=f"scope_{name}",
-                         method="cosine to the nearest label centroid of the task's examples",
-                         fitted_on=f"leave-one-out over its {len(x):,} examples", centroids=True)
-    return ScopeDetector(config, reference, texts, labels)
 
 
 @dataclass
@@ -327,27 +291,26 @@ class ExampleTask:
         logits = head_logits(self.head, torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)))
         return scaled_softmax(logits, self.config.temperature).numpy()
 
-    def apply(self, results: "Results") -> "Results":
-        """The results with this task added: its head on their embeddings, no encoder pass."""
-        return results.with_task(self.name, self.config.labels, self.probabilities(results.embeddings), self.scope)
-
     def examples(self) -> tuple[list[str], list[str]]:
         """The (texts, labels) it was fitted on: the detector keeps them."""
         return self.scope.texts, self.scope.labels
 
 
 def fit_task(name: str, texts: list[str], labels: list[str], embed: Callable[[list[str]], np.ndarray],
-             existing: Mapping[str, list[str]] | None = None, seed: int = 0) -> ExampleTask:
+             taken: Sequence[str] = (), seed: int = 0,
+             check_outputs: Callable[[str, list[str]], None] | None = None) -> ExampleTask:
     """Check the examples, embed them with `embed` (the shown embedding, (N, H) unit rows), choose the head
     by stratified cross-validation among candidates(), refit it on every example, fit its scope.
-    `existing`: the other tasks served beside it (name -> labels), whose names and columns it must not take."""
+    `taken`: the names of the tasks served beside it. `check_outputs(name, label names)`: raises InputError
+    when they would clash with the other tasks' outputs (the caller knows the output layout, e.g. CSV
+    columns); called before anything is embedded."""
     start = time.perf_counter()
-    existing = dict(existing or {})
-    name = check_name(name, list(existing))
+    name = check_name(name, list(taken))
     texts, labels, duplicates = check_examples(texts, labels)
     names = list(dict.fromkeys(labels))  # label order: first appearance
-    check_columns(name, names, existing)
-    y = torch.tensor([names.index(label) for label in labels])
+    if check_outputs is not None:
+        check_outputs(name, names)
+    y = torch.from_numpy(label_indices(labels))  # indices into names
     vectors = np.ascontiguousarray(embed(texts + [label_text(n) for n in names]), dtype=np.float32)
     data = Examples(torch.from_numpy(vectors[:len(texts)]), y, torch.from_numpy(vectors[len(texts):]))
     counts = Counter(labels)
@@ -355,9 +318,11 @@ def fit_task(name: str, texts: list[str], labels: list[str], embed: Callable[[li
     folds = StratifiedKFold(n_splits=min(wanted, min(counts.values())), shuffle=True, random_state=seed)
     scored = {c.name: (c, *cross_validate(c, data, names, folds)) for c in candidates()}
     best, accuracies, held_out_logits = max(scored.values(), key=lambda s: np.mean(s[1]))
-    temperature = fit_temperature(held_out_logits, y.numpy())
+    temperature = grid_search_temperature(held_out_logits, y.numpy())
     config, head = build_head(best, name, names, *data.training_set(), temperature)
-    scope = fit_scope(name, data.x.numpy(), texts, labels, y.numpy())
+    # no out-of-scope data is needed (the centroid score was chosen on CLINC150's dev sentences against its dev
+    # oos queries, among k-NN and combined scores: benchmarks/fewshot.py)
+    scope = ScopeDetector.fit_centroids(data.x.numpy(), texts, labels, name, SCOPE_RECALL)
     report = TaskReport(name, best.name, float(np.mean(accuracies)), float(np.std(accuracies, ddof=1)),
                         folds.get_n_splits(), {label: counts[label] for label in names},
                         most_confused(y.numpy(), held_out_logits.argmax(1), names),

@@ -33,8 +33,3 @@ INTENT_GROUPS: dict[str, list[str]] = {
                              "verify_my_identity", "verify_source_of_funds", "age_limit", "terminate_account"],
 }
 GROUP_OF: dict[str, str] = {intent: group for group, intents in INTENT_GROUPS.items() for intent in intents}
-
-
-def intent_group(intent: str) -> str:
-    """The topic group of a Banking77 intent id; an id outside the 77 keeps its own name."""
-    return GROUP_OF.get(intent, intent)

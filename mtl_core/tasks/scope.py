@@ -8,7 +8,7 @@ among the scorers below (python -m mtl_core evaluate prints them all).
   msp(probs)                                   calibrated max softmax probability
   energy(logits, temperature)                  T * logsumexp(logits / T)          (Liu et al., 2020)
   knn_similarity(features, reference, k)       mean cosine of the k nearest reference sentences
-  label_centroids(reference, labels)           a task from examples scores the cosine to the nearest of these
+  label_centroids(reference, index)            a task from examples scores the cosine to the nearest of these
   fit_mahalanobis / mahalanobis_score          -min_c (x - mu_c)^T Sigma^-1 (x - mu_c), tied Sigma
                                                (Lee et al., 2018; Podolskiy et al., 2021)
 """
@@ -87,17 +87,32 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
-def label_sums(reference: np.ndarray, index: np.ndarray) -> np.ndarray:
+def label_indices(labels: list[str]) -> np.ndarray:
+    """Each label's index among the distinct labels in order of first appearance: (M,) strings -> (M,) ints."""
+    index = {name: i for i, name in enumerate(dict.fromkeys(labels))}
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def label_sums(reference: np.ndarray, index: np.ndarray, num_labels: int | None = None) -> np.ndarray:
     """The sum of each label's rows: (M, H) with label indices (M,) -> (C, H), in float64."""
-    sums = np.zeros((index.max() + 1, reference.shape[1]), dtype=np.float64)
+    sums = np.zeros((num_labels or index.max() + 1, reference.shape[1]), dtype=np.float64)
     np.add.at(sums, index, reference)
     return sums
 
 
-def label_centroids(reference: np.ndarray, labels: list[str]) -> np.ndarray:
-    """The unit-length mean of each label's rows: (M, H) -> (C, H), labels in order of first appearance."""
-    names = list(dict.fromkeys(labels))
-    return unit_rows(label_sums(reference, np.array([names.index(label) for label in labels]))).astype(np.float32)
+def label_centroids(reference: np.ndarray, index: np.ndarray, num_labels: int | None = None) -> np.ndarray:
+    """The unit-length mean of each label's rows: (M, H) with label indices (M,) -> (C, H), in float32."""
+    return unit_rows(label_sums(reference, index, num_labels)).astype(np.float32)
+
+
+def leave_one_out_centroid_scores(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Each row's centroid score (cosine to the nearest label centroid) with itself left out of its own
+    label's centroid: (N, H), (N,) -> (N,). What a row would score had it not been fitted on."""
+    sums = label_sums(x, index)  # (C, H)
+    sims = x @ unit_rows(sums).T  # (N, C): against every label's full centroid
+    own = unit_rows(sums[index] - x)  # (N, H): its own label's centroid without it
+    sims[np.arange(len(x)), index] = (own * x).sum(axis=1)
+    return sims.max(axis=1)
 
 
 # ---- thresholds and metrics -------------------------------------------------------------------------
@@ -124,12 +139,18 @@ def ood_metrics(in_scores: np.ndarray, out_scores: np.ndarray, threshold: float 
 
 # ---- the shipped detector ---------------------------------------------------------------------------
 
+def as_stored(reference: np.ndarray) -> np.ndarray:
+    """The reference embeddings as a checkpoint stores them (fp16), back in float32: a threshold is fitted on
+    the scores the loaded detector will compute."""
+    return reference.astype(np.float16).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class ScopeConfig:
     """What a checkpoint's config.json stores under "scope"."""
 
     threshold: float  # accept (in scope) when scope_score >= threshold
-    head: str = "intent"
+    head: str  # the task whose labels "in scope" means
     method: str = f"knn (k={KNN_K}, mean cosine to the nearest in-scope training sentences)"
     space: str = "embedding"  # the shown all-MiniLM-L6-v2 embedding
     k: int = KNN_K
@@ -137,7 +158,7 @@ class ScopeConfig:
     fitted_on: str = ""  # in words: the reference sentences and the dev set of the threshold
     files: str = SCOPE_STEM  # the checkpoint's files <files>.safetensors and <files>_sentences.json
     # True: the score is the cosine to the nearest label centroid of the reference sentences (a task from
-    # examples, fewshot.py) instead of the mean cosine of the k nearest sentences
+    # examples: fit_centroids) instead of the mean cosine of the k nearest sentences (fit_knn)
     centroids: bool = False
 
     def paths(self, directory: str | Path) -> tuple[Path, Path]:
@@ -155,16 +176,29 @@ class ScopeDetector:
         self.reference = reference.astype(np.float32)  # (M, H); stored as fp16 (no decision changes)
         self.texts = texts
         self.labels = labels
-        self.centroids = label_centroids(self.reference, labels) if config.centroids else None  # (C, H)
+        self.centroids = label_centroids(self.reference, label_indices(labels)) if config.centroids else None  # (C, H)
 
     @classmethod
-    def fit(cls, reference: np.ndarray, texts: list[str], labels: list[str], dev_embeddings: np.ndarray,
-            fitted_on: str, head: str = "intent") -> "ScopeDetector":
-        """Reference = the head's training sentences; threshold = the score at which DEV_RECALL of the
-        in-scope dev sentences are accepted (no out-of-scope data is fitted)."""
-        reference = reference.astype(np.float16).astype(np.float32)  # score with what is stored
+    def fit_knn(cls, reference: np.ndarray, texts: list[str], labels: list[str], dev_embeddings: np.ndarray,
+                fitted_on: str, head: str) -> "ScopeDetector":
+        """A built-in task's detector: the k-NN score against its training sentences (`reference`); threshold
+        = the score at which DEV_RECALL of its in-scope dev sentences are accepted (no out-of-scope data)."""
+        reference = as_stored(reference)
         threshold = threshold_at_recall(knn_similarity(dev_embeddings, reference), DEV_RECALL)
         return cls(ScopeConfig(threshold=threshold, head=head, fitted_on=fitted_on), reference, texts, labels)
+
+    @classmethod
+    def fit_centroids(cls, reference: np.ndarray, texts: list[str], labels: list[str], head: str,
+                      recall: float) -> "ScopeDetector":
+        """A task from examples alone (no dev set): score = cosine to the nearest label centroid of the
+        examples (`reference`); the threshold accepts `recall` of the examples' own scores, each with itself
+        left out of its centroid, which stand in for unseen in-scope sentences."""
+        reference = as_stored(reference)
+        threshold = threshold_at_recall(leave_one_out_centroid_scores(reference, label_indices(labels)), recall)
+        config = ScopeConfig(threshold=threshold, head=head, k=1, dev_recall=recall, files=f"{SCOPE_STEM}_{head}",
+                             method="cosine to the nearest label centroid of the task's examples",
+                             fitted_on=f"leave-one-out over its {len(reference):,} examples", centroids=True)
+        return cls(config, reference, texts, labels)
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, H) unit-length embeddings -> (N,) scope scores."""

@@ -24,6 +24,7 @@ from mtl_core.model.encoder import SentenceEncoder
 from mtl_core.model.model import MultiTaskModel
 from mtl_core.settings import DEFAULT_DATA_DIR
 from mtl_core.tasks import checkpoint
+from mtl_core.tasks.definitions import SCOPED_TASK, builtin_heads
 from mtl_core.tasks.scope import DEV_RECALL, ScopeDetector
 from mtl_core.training.features import FeatureStore, cached_features, logits_from_features, store_logits
 from mtl_core.training.metrics import PRIMARY_METRIC, calibration, task_metrics
@@ -80,8 +81,8 @@ class TrainConfig:
                                   "0: off) and keep the average when its dev score is better")
     seed: int = option(0, "seed of sampling, initialisation and subsampling")
     calibrate: bool = option(True, "fit a temperature per head on dev (--no-calibrate to skip)")
-    fit_scope: bool = option(True, "fit the intent head's out-of-scope detector on the intent data (--no-fit-scope "
-                                   "to skip)")
+    fit_scope: bool = option(True, f"fit the {SCOPED_TASK.name} head's out-of-scope detector on its training data "
+                                   "(--no-fit-scope to skip)")
     cache_dir: str | None = option("runs/cache", "disk cache of frozen features (--no-cache for none)")
 
 
@@ -107,7 +108,8 @@ def build_model(cfg: TrainConfig, data: dict[str, TaskData], encoder: SentenceEn
             raise ValueError(f"--task-layers {cfg.task_layers} differs from {cfg.init_checkpoint} "
                              f"({model.config.task_layers})")
         return model
-    return MultiTaskModel.build(encoder, data["intent"].label_names, cfg.task_layers, cfg.head_hidden, cfg.dropout)
+    heads = builtin_heads({task: data[task].label_names for task in TASKS}, cfg.head_hidden, cfg.dropout)
+    return MultiTaskModel.build(encoder, heads, cfg.task_layers)
 
 
 # ---------------------------------------------------------------- sampling and losses
@@ -326,15 +328,15 @@ def calibrate(model: MultiTaskModel, stores: dict[str, FeatureStore], data: dict
     return report
 
 
-def fit_scope(encoder: SentenceEncoder, intent: TaskData) -> ScopeDetector:
-    """The intent head's out-of-scope detector: k-NN on the shown embedding against the intent training
-    sentences, threshold accepting DEV_RECALL of the dev sentences. Only in-scope data is fitted."""
-    train, dev = intent.train, intent.dev
-    fitted_on = (f"reference: the {len(train):,} intent training sentences; threshold: {DEV_RECALL:.1%} of the "
-                 f"{len(dev):,} intent dev sentences accepted (method chosen on Banking77 dev + CLINC150 dev)")
-    return ScopeDetector.fit(encoder.encode(train.texts, batch_size=64), list(train.texts),
-                             [intent.label_names[i] for i in train.labels], encoder.encode(dev.texts, batch_size=64),
-                             fitted_on)
+def fit_training_scope(encoder: SentenceEncoder, data: TaskData) -> ScopeDetector:
+    """A built-in task's out-of-scope detector (ScopeDetector.fit_knn): k-NN on the shown embedding against
+    its training sentences, threshold accepting DEV_RECALL of its dev sentences. Only in-scope data is fitted."""
+    train, dev = data.train, data.dev
+    fitted_on = (f"reference: the {len(train):,} {data.name} training sentences; threshold: {DEV_RECALL:.1%} of the "
+                 f"{len(dev):,} {data.name} dev sentences accepted (method chosen on Banking77 dev + CLINC150 dev)")
+    return ScopeDetector.fit_knn(encoder.encode(train.texts, batch_size=64), list(train.texts),
+                                 [data.label_names[i] for i in train.labels], encoder.encode(dev.texts, batch_size=64),
+                                 fitted_on, data.name)
 
 
 def saved_config(cfg: TrainConfig) -> dict:
@@ -361,11 +363,12 @@ def train(cfg: TrainConfig, encoder: SentenceEncoder | None = None) -> dict:
     for task in set(tasks) - set(cfg.freeze):  # a frozen head keeps what it had (trained from --init-checkpoint, or not)
         model.config.head(task).trained = True
     model.config.extra = {"trained_tasks": tasks, "train_config": saved_config(cfg)}
-    scope = fit_scope(model.encoder, run.data["intent"]) if cfg.fit_scope else None
-    checkpoint.save(model, out, {"intent": scope} if scope else None)
+    scoped = SCOPED_TASK.name
+    scope = fit_training_scope(model.encoder, run.data[scoped]) if cfg.fit_scope else None
+    checkpoint.save(model, out, {scoped: scope} if scope else None)
     metrics = {"best_epoch": best_epoch["epoch"], "dev": kept["dev"], "dev_score": kept["dev_score"],
                "history": history, "weight_average": averaged, "calibration": calibration,
-               "scope": model.config.head("intent").scope, "task_probabilities": run.probs, "steps_per_epoch": run.steps,
+               "scope": model.config.head(scoped).scope, "task_probabilities": run.probs, "steps_per_epoch": run.steps,
                "train_rows": {t: len(run.data[t].train) for t in tasks},
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "uncertainty_log_vars": ({t: v.item() for t, v in run.weighting.log_vars.items()}

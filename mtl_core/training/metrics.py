@@ -9,18 +9,16 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-PRIMARY_METRIC = {"intent": "accuracy", "sentiment": "macro_recall"}
+from mtl_core.model.heads import scaled_softmax
+from mtl_core.tasks.definitions import BUILTIN_TASKS
+
+PRIMARY_METRIC = {task.name: task.primary_metric for task in BUILTIN_TASKS}  # task name -> key of task_metrics
 
 
 def task_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(y_true, y_pred)),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
             "macro_recall": float(recall_score(y_true, y_pred, average="macro"))}
-
-
-def scaled_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Class probabilities softmax(logits / T): T > 1 softens over-confident logits (temperature scaling)."""
-    return torch.softmax(logits.float() / temperature, dim=-1)
 
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:

@@ -1,10 +1,10 @@
 """Every out-of-scope scorer on a data folder with oos/ (CLINC150), for `python -m mtl_core evaluate`.
 
-In scope: the intent test (or dev) sentences; out of scope: CLINC150's official `oos` queries and its
-non-banking domains, reported apart. Each scorer is fitted on the intent training sentences and gets
-its threshold by the shipped rule (accept scope.DEV_RECALL of the intent dev sentences); the shipped
-detector's row uses the threshold stored in the checkpoint. Nothing here looks at out-of-scope data to
-fit or choose anything.
+In scope: the test (or dev) sentences of the task with the detector (intent: definitions.SCOPED_TASK); out of
+scope: CLINC150's official `oos` queries and its non-banking domains, reported apart. Each scorer is fitted on
+that task's training sentences and gets its threshold by the shipped rule (accept scope.DEV_RECALL of its dev
+sentences); the shipped detector's row uses the threshold stored in the checkpoint. Nothing here looks at
+out-of-scope data to fit or choose anything.
 """
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ import numpy as np
 import torch
 
 from mtl_core.data.loading import TaskData, load_task, read_rows
+from mtl_core.model.heads import scaled_softmax
 from mtl_core.serving.predictor import Predictor
 from mtl_core.tasks import scope
-from mtl_core.training.metrics import scaled_softmax
+from mtl_core.tasks.definitions import SCOPED_TASK
 
 SHIPPED = "k-NN k=10, embedding"
 Features = dict[str, np.ndarray]  # "embedding", "task_vector" (N, H), "logits" (N, C)
 
 
 @torch.inference_mode()
-def intent_features(predictor: Predictor, texts: list[str], head: str = "intent", batch_size: int = 64) -> Features:
+def scope_features(predictor: Predictor, texts: list[str], head: str, batch_size: int = 64) -> Features:
     """The shown embedding, the heads' input vector and the head's logits of each sentence."""
     model, encoder = predictor.model, predictor.encoder
     n, h = len(texts), encoder.hidden_size
@@ -56,7 +57,8 @@ def scorers(train: Features, train_labels: np.ndarray, temperature: float) -> di
 
 def split_report(score: Callable[[Features], np.ndarray], threshold: float, inside: Features, labels: np.ndarray,
                  outside: Features, is_oos: np.ndarray) -> dict[str, float]:
-    """The issue's figures for one scorer on one split at `threshold`."""
+    """The out-of-scope targets' figures (AUROC, false rejection, recall per group, intent accuracy with
+    rejections) for one scorer on one split at `threshold`."""
     ins, outs = score(inside), score(outside)
     accepted, correct = ins >= threshold, inside["logits"].argmax(axis=1) == labels
     report = scope.ood_metrics(ins, outs, threshold)
@@ -70,22 +72,23 @@ def split_report(score: Callable[[Features], np.ndarray], threshold: float, insi
 
 
 def scope_report(predictor: Predictor, data_dir: str | Path, split: str = "test") -> dict:
-    """Every scorer's figures on `split` (in scope: intent; out of scope: oos/<split>.csv)."""
-    intent: TaskData = load_task(data_dir, "intent")
+    """Every scorer's figures on `split` (in scope: SCOPED_TASK's data; out of scope: oos/<split>.csv)."""
+    task = SCOPED_TASK.name
+    in_scope: TaskData = load_task(data_dir, task)
     clinc = read_rows(Path(data_dir) / "oos" / f"{split}.csv")
-    feats = {name: intent_features(predictor, texts) for name, texts in
-             (("train", intent.train.texts), ("dev", intent.dev.texts), (split, getattr(intent, split).texts),
+    feats = {name: scope_features(predictor, texts, task) for name, texts in
+             (("train", in_scope.train.texts), ("dev", in_scope.dev.texts), (split, getattr(in_scope, split).texts),
               ("clinc", [r["text"] for r in clinc]))}
     is_oos = np.array([r["label"] == "oos" for r in clinc])
-    temperature = predictor.model.config.head("intent").temperature
-    detector = predictor.scopes.get("intent")
+    temperature = predictor.model.config.head(task).temperature
+    detector = predictor.scopes.get(task)
     shipped = detector.config.threshold if detector else None
     rows = {}
-    for name, score in scorers(feats["train"], intent.train.labels, temperature).items():
+    for name, score in scorers(feats["train"], in_scope.train.labels, temperature).items():
         threshold = scope.threshold_at_recall(score(feats["dev"]), scope.DEV_RECALL)
         if name == SHIPPED and shipped is not None:
             threshold = shipped
-        rows[name] = split_report(score, threshold, feats[split], getattr(intent, split).labels, feats["clinc"], is_oos)
+        rows[name] = split_report(score, threshold, feats[split], getattr(in_scope, split).labels, feats["clinc"], is_oos)
     return {"split": split, "shipped": SHIPPED if shipped is not None else None, "dev_recall": scope.DEV_RECALL,
             "n_in_scope": len(feats[split]["logits"]), "n_oos": int(is_oos.sum()), "n_domains": int((~is_oos).sum()),
             "scorers": rows}
