@@ -16,7 +16,8 @@ import pytest
 from mtl_core.bulk.job import BulkError, Job, run_job
 from mtl_core.bulk.sources import MIN_PART_ROWS, PART_ROWS, input_files, input_schema, part_size, plan, read_part, text_value
 from mtl_core.commands import bulk, predict
-from mtl_core.serving.inputs import MAX_ROW_CHARS, InputError, spreadsheet_safe
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import MAX_ROW_CHARS, spreadsheet_safe
 from mtl_core.serving.predictor import Predictor
 from mtl_core.settings import ROOT, Settings
 from mtl_core.tasks import checkpoint

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core.serving.inputs import InputError, examples_from_csv, examples_from_lines, write_examples
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import examples_from_csv, examples_from_lines, write_examples
 from mtl_core.serving.predictor import Predictor, Results
 from mtl_core.serving.records import csv_columns, predictions, write_csv
 from mtl_core.tasks import checkpoint, fewshot

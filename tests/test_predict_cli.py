@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from mtl_core.serving.inputs import MAX_ROW_CHARS, InputError, parse_table
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import MAX_ROW_CHARS, parse_table
 from mtl_core.serving.predictor import Predictor
 from tests.conftest import URGENCY
 

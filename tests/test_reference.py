@@ -6,7 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mtl_core.serving.inputs import InputError, sentences_from_file, sentences_from_text
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import sentences_from_file, sentences_from_text
 from mtl_core.serving.maps import MapView, map_view
 from mtl_core.serving.records import readable_label
 from mtl_core.serving.reference import (

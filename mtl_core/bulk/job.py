@@ -45,7 +45,8 @@ from mtl_core.bulk.sources import (
     read_part,
     text_value,
 )
-from mtl_core.serving.inputs import InputError, Row
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import Row
 from mtl_core.serving.records import carried_names
 from mtl_core.settings import ROOT, Settings
 from mtl_core.tasks.checkpoint import read_config

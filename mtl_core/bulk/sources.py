@@ -40,16 +40,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mtl_core.serving.inputs import (
-    InputError,
-    Row,
-    check_header,
-    csv_text_row,
-    other_columns,
-    printable,
-    read_row,
-    text_lines,
-)
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import Row, check_header, csv_text_row, other_columns, printable, read_row, text_lines
 from mtl_core.serving.records import carried_names
 
 FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from mtl_core.commands.common import add_checkpoint_argument, command_parser, run_command, serving_settings
-from mtl_core.serving.inputs import InputError, read_examples, write_examples
+from mtl_core.errors import InputError
+from mtl_core.serving.inputs import read_examples, write_examples
 from mtl_core.serving.predictor import Predictor
 from mtl_core.tasks import checkpoint
 

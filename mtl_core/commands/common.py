@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtl_core.data.loading import DataError
+from mtl_core.errors import InputError
 from mtl_core.model.encoder import BackboneNotFoundError
-from mtl_core.serving.inputs import InputError
 from mtl_core.settings import SERVING_PRECISION, Settings, SettingsError
 from mtl_core.tasks.checkpoint import CheckpointError
 

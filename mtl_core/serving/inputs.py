@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mtl_core.errors import InputError
 from mtl_core.settings import MAX_CHARS, MAX_SENTENCES
 
 SUPPORTED_SUFFIXES = (".txt", ".csv")
@@ -25,10 +26,6 @@ SUPPORTED_SUFFIXES = (".txt", ".csv")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_ROW_CHARS = 10_000  # a row longer than this is a document, not a sentence: the encoder reads only its first ~1,000
 EMPTY = "empty"  # the error of a row without a text
-
-
-class InputError(ValueError):
-    """A user-supplied file or text cannot be used; the message says why and what to do."""
 
 
 def spreadsheet_safe(value: object) -> object:

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mtl_core.errors import InputError
 from mtl_core.model.encoder import SentenceEncoder, check_sentences
 from mtl_core.model.explain import DEFAULT_METHOD, Explanation, explain
 from mtl_core.model.model import MultiTaskModel
-from mtl_core.serving.inputs import InputError
 from mtl_core.serving.records import Prediction, csv_columns, predictions
 from mtl_core.settings import DEFAULT_CHECKPOINT
 from mtl_core.tasks import checkpoint

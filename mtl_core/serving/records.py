@@ -10,14 +10,10 @@ import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mtl_core.serving.inputs import Row, spreadsheet_safe
-
-if TYPE_CHECKING:
-    from mtl_core.serving.predictor import Results
 
 TOP_K = 5  # labels listed per task; a head with at most this many labels lists all of them as `probs`
 # The `<task>` cell of an out-of-scope sentence in the CSV downloads and the bulk Parquet: the app's word for it
@@ -172,8 +168,9 @@ def task_prediction(probs: np.ndarray, labels: list[str], scope_score: float | N
                           in_scope, scope_score)
 
 
-def predictions(results: "Results") -> list[Prediction]:
-    """The typed predictions of one pass: the only place they are built."""
+def predictions(results) -> list[Prediction]:
+    """The typed predictions of one pass (a serving.predictor.Results, read by its fields only, so that records
+    needs no import of the predictor, which imports records): the only place they are built."""
     found = []
     for i, text in enumerate(results.texts):
         tasks = {}

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_core.errors import InputError
 from mtl_core.model.explain import Explanation
 from mtl_core.serving.analysis import HEATMAP_MAX, PREVIEW_DIMS, Analysis
 from mtl_core.serving.downloads import Downloads, write_downloads
 from mtl_core.serving.inputs import (
-    InputError,
     check_length,
     clean_text,
     examples_from_file,

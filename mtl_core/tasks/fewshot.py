@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
+from mtl_core.errors import InputError
 from mtl_core.model.config import HeadConfig
 from mtl_core.model.heads import ExampleHead, HeadInputs, scaled_softmax
-from mtl_core.serving.inputs import InputError
 from mtl_core.tasks.scope import ScopeDetector, label_centroids, label_indices
 
 log = logging.getLogger(__name__)
