@@ -55,7 +55,7 @@ def task_definition(name: str) -> TaskDefinition:
     for task in BUILTIN_TASKS:
         if task.name == name:
             return task
-    raise ValueError(f"unknown task {name!r}; valid: {[task.name for task in BUILTIN_TASKS]}")
+    raise ValueError(f"unknown task {name!r}; valid: {list(BUILTIN_NAMES)}")
 
 
 def label_noun(task: str) -> str:
