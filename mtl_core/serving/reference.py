@@ -73,7 +73,7 @@ def from_data_dir(data_dir: Path, seed: int = 0) -> ReferenceSet:
         rows += [(text, task.name, label) for text, label in sample]
         counts.append(f"{len(sample)} {task.dataset}")
     return ReferenceSet([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                        f"{' + '.join(counts)} training sentences from {data_dir}")
+                        f"{' + '.join(counts)} training sentences from the data folder")
 
 
 def from_csv(path: Path = SHIPPED_REFERENCE) -> ReferenceSet:
