@@ -120,8 +120,14 @@ def test_quick_few_shot_benchmark_reports_every_method_and_target(tmp_path):
     from mtl_core.tasks.fewshot import candidates
 
     out = tmp_path / "fewshot.json"
+    wikitext = tmp_path / "wikitext-2"
+    wikitext.mkdir()
+    for name in ("valid.txt", "test.txt"):  # WikiText-2's layout: headings, tokenised sentences, <unk>
+        (wikitext / name).write_text(" = A heading = \n The river , which is long , flows north @-@ east into the "
+                                     "sea . It was named in 1850 by a <unk> surveyor . The town 's bridge was built "
+                                     "of stone in the last century . \n")
     main(["--quick", "--source", str(few_shot_folder(tmp_path / "source")), "--data-dir", str(DATA_DIR),
-          "--out", str(out)])
+          "--wikitext", str(wikitext), "--out", str(out)])
     results = json.loads(out.read_text())
     assert set(results["accuracy"]) == {"BANKING77 train_5", "BANKING77 train_10", "CLINC150 train_5",
                                         "CLINC150 train_10"}
@@ -129,10 +135,20 @@ def test_quick_few_shot_benchmark_reports_every_method_and_target(tmp_path):
         assert set(found["methods"]) == {c.name for c in candidates()}
         assert all(0 <= m[part] <= 100 for m in found["methods"].values() for part in ("valid", "test"))
         assert found["chosen_test"] == found["methods"][found["chosen_on_valid"]]["test"]
+        improved = found["improved"]
+        assert [r["seed"] for r in improved["runs"]] == [0] and improved["steps"] == 4
+        assert improved["test_min"] <= improved["test_median"] <= improved["test_max"] <= 100
     scope = results["scope"]
     assert 0.5 <= scope["auroc"] <= 1 and "nearest label centroid (the task's)" in scope["valid_auroc"]
+    assert 0 <= scope["improved"]["auroc"] <= 1
+    general = results["general_text"]
+    assert general["sentences_per_set"] == {"tweets": 40, "encyclopedia": 2}
+    assert set(general["tasks"]) == {"BANKING77 plain", "BANKING77 improved", "CLINC150 plain", "CLINC150 improved"}
+    assert all(0 <= v <= 1 for g in general["tasks"].values() for k, v in g.items() if k != "threshold")
     timing = results["time"]
-    assert timing["build_median_s"] > 0 and all(a["with_s"] > 0 and a["without_s"] > 0 for a in timing["analyse"].values())
+    assert timing["build_median_s"] > 0 and timing["improve_build_median_s"] > 0
+    for a in timing["analyse"].values():
+        assert min(a["without_s"], a["with_s"], a["with_improved_s"], a["pass_without_s"], a["pass_with_improved_s"]) > 0
 
 
 def test_a_benchmark_section_replaces_its_old_version_and_survives_the_main_report(tmp_path):

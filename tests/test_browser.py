@@ -318,6 +318,24 @@ def test_a_task_downloads_as_a_file_that_rebuilds_it_and_remove_drops_it(page, a
             context.close()
 
 
+def test_improve_needs_a_task_then_trains_it_and_the_table_keeps_it(page, app_url):
+    context = None
+    try:
+        context, visitor_page = visitor(page.context.browser, app_url)
+        visitor_page.locator("#improve-task").click()  # no task yet: a message, nothing breaks
+        visitor_page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('Build a task first')")
+        build_task(visitor_page, "delta", task_lines("delta"))
+        analyse(visitor_page, "My card still hasn't arrived after two weeks.", "Analysed 1 sentence")
+        visitor_page.locator("#improve-task").click()
+        visitor_page.wait_for_function("() => document.querySelector('#task-report')?.innerText.includes('Improved')")
+        report = visitor_page.locator("#task-report").inner_text()
+        assert "Task “delta” is ready" in report and "top 2 layers" in report
+        visitor_page.wait_for_function("() => document.querySelector('#predictions')?.innerText.includes('Delta card')")
+    finally:
+        if context is not None:
+            context.close()
+
+
 # Header words of the predictions table that are cut across two lines or overflow their cell
 BROKEN_HEADER_WORDS = """() => { const bad = [];
     for (const header of document.querySelectorAll('#predictions th .header')) {

@@ -31,9 +31,15 @@ def documented_snippet() -> str:
 def test_task_predict_is_listed_with_text_first_and_a_default_name(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = named["/task_predict"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["text", "examples", "name"]
-    assert [p["parameter_has_default"] for p in params] == [False, False, True]
-    assert params[2]["parameter_default"] == "yours"
+    assert [p["parameter_name"] for p in params] == ["text", "examples", "name", "improve"]
+    assert [p["parameter_has_default"] for p in params] == [False, False, True, True]
+    assert params[2]["parameter_default"] == "yours" and params[3]["parameter_default"] is False
+
+
+def test_task_predict_can_improve_the_task_first(client):
+    out = client.predict("\n".join(SENTENCES), EXAMPLES, "topic", True, api_name="/task_predict")
+    assert out["task"]["improved"]["layers"] == 2 and out["task"]["scope_recall"] == 0.98
+    assert all(p["topic"]["closest"] in {"delivery", "praise", "fees"} for p in out["predictions"])
 
 
 def test_task_predict_returns_the_report_and_every_sentence_with_the_third_task(client):

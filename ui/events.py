@@ -9,6 +9,7 @@ slot (EXTRA) that a session's own task takes when it has one.
 from __future__ import annotations
 
 import html
+import time
 from functools import wraps
 from typing import TYPE_CHECKING
 
@@ -309,6 +310,23 @@ class Events:
             return {self.c.task_report: escaped(f"⚠️ {err}")}
         return self.task_built(task, token)
 
+    def improve_task(self, name: str, token: str | None,
+                     progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008 - Gradio injects the bar through this default
+        """The session's task built again on the same examples, with its own top layers trained on them first
+        (about a minute): the progress bar counts the steps and estimates the time left from their pace."""
+        kept = self.service.task_for(token)
+        if kept is None:
+            gr.Warning(texts.IMPROVE_NEEDS_TASK)
+            return {self.c.task_report: texts.IMPROVE_NEEDS_TASK}
+        progress(0, desc=texts.improving(0, 0, None))
+        started = time.perf_counter()
+
+        def step(done: int, total: int) -> None:
+            left = (time.perf_counter() - started) / done * (total - done)
+            progress(done / total, desc=texts.improving(done, total, left))
+
+        return self.task_built(self.service.task_again(kept, name, improve=True, progress=step), token)
+
     def upload_task(self, path: str | None, name: str, token: str | None) -> dict:
         """A task from an uploaded .csv; the box is emptied, so that Build builds this task again, not the
         examples written there before."""
@@ -367,6 +385,8 @@ class Events:
                                                     [*task_outputs, c.task_examples, c.task_upload],
                                                     api_name="upload_task", **heavy),
                                "task_upload"),
+                              (c.improve.click(self.improve_task, [c.task_name, c.task_token], task_outputs,
+                                               api_name="improve_task", **heavy), "improve"),
                               (c.remove.click(self.remove_task, [c.task_token], task_outputs, api_name="remove_task",
                                               **light), "remove")):
             then_details(trigger.then(self.reanalyse, analyse_inputs, views, api_name=f"reanalyse_{name}", **heavy), name)

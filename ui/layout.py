@@ -68,6 +68,7 @@ class Components:
     task_name: gr.Textbox
     task_upload: gr.File
     build: gr.Button
+    improve: gr.Button
     remove: gr.Button
     task_report: gr.Markdown
     task_file: gr.File
@@ -106,12 +107,14 @@ def your_labels_panel(max_stored_tasks: int) -> dict:
                                  elem_id="task-upload", height=120)
                 with gr.Row():
                     build = gr.Button("Build", variant="primary", elem_id="build-task")
+                    improve = gr.Button(texts.IMPROVE_BUTTON, elem_id="improve-task")
                     remove = gr.Button("Remove", elem_id="remove-task")
         report = gr.Markdown(elem_id="task-report")
         task_file = gr.File(label="Your task as a file (upload it again to rebuild it)", interactive=False,
                             visible=False, elem_id="task-file")
     token = gr.State(None, time_to_live=SESSION_TTL_S)
-    return {"task_examples": examples, "task_name": name, "task_upload": upload, "build": build, "remove": remove,
+    return {"task_examples": examples, "task_name": name, "task_upload": upload, "build": build, "improve": improve,
+            "remove": remove,
             "task_report": report, "task_file": task_file, "task_token": token}
 
 

@@ -1,12 +1,14 @@
 """Task heads, registered by kind. Adding a task type is one class plus one HEAD_TYPES entry."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mtl_core.model.config import HeadConfig
+from mtl_core.model.encoder import bf16_copy, l2_normalize, mean_pool, run_serving_layers
 
 
 @dataclass
@@ -53,9 +55,11 @@ class ExampleHead(nn.Module):
     optionally after a residual adapter x -> normalise(x + A x)) or "knn" (cosine k-NN over the stored
     examples, a label's probability its share of the k votes, weighted by cosine).
     params["num_examples"] sizes the k-NN buffers, so a checkpoint can be rebuilt before its weights load.
+    params["layers"] (an improved task, tasks/improve.py): the head has its own copy of the backbone's top
+    that many layers; the model runs them (own_vector) and hands the head their output as its `embedding`.
     """
 
-    def __init__(self, config: HeadConfig, input_size: int):
+    def __init__(self, config: HeadConfig, input_size: int, backbone_layers: nn.ModuleList | None = None):
         super().__init__()
         params = config.params
         self.method = params.get("method", "linear")
@@ -69,6 +73,26 @@ class ExampleHead(nn.Module):
             self.register_buffer("example_labels", torch.zeros(int(params["num_examples"]), dtype=torch.long))
         else:
             self.linear = nn.Linear(input_size, config.num_labels)
+        self.layers = own_layers(config, backbone_layers)
+        # a serving copy (see serve()), kept in a tuple so that it is no submodule: a checkpoint never stores it
+        self.bf16_layers: tuple[nn.ModuleList, ...] = ()
+
+    def serve(self, bf16: bool) -> "ExampleHead":
+        """Eval mode and, for serving in bf16, a bf16 copy of its own layers (as MultiTaskModel.serve), made
+        once: a session's task is served again with every request."""
+        self.eval()
+        if not bf16 or self.layers is None:
+            self.bf16_layers = ()
+        elif not self.bf16_layers:
+            self.bf16_layers = (bf16_copy(self.layers).requires_grad_(False),)
+        return self
+
+    def own_vector(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Its own layers on the backbone's token states where they start, mean-pooled, unit length:
+        (B, T, H) -> (B, H)."""
+        fast = self.bf16_layers[0] if self.bf16_layers else None
+        hidden = run_serving_layers(hidden, attention_mask, self.layers, fast)
+        return l2_normalize(mean_pool(hidden, attention_mask))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.adapter is None:
@@ -82,6 +106,17 @@ class ExampleHead(nn.Module):
         if self.method == "linear":
             return self.linear(x)  # (B, H) -> (B, C)
         return knn_logits(x, self.examples, self.example_labels, self.k, self.num_labels)
+
+
+def own_layers(config: HeadConfig, backbone_layers: nn.ModuleList | None) -> nn.ModuleList | None:
+    """A copy of the backbone's top params["layers"] layers (their trained weights load over it), or None."""
+    count = int(config.params.get("layers", 0))
+    if not count:
+        return None
+    if backbone_layers is None or not 0 < count <= len(backbone_layers):
+        raise ValueError(f"head {config.name!r} has {count} own layers; the backbone has "
+                         f"{0 if backbone_layers is None else len(backbone_layers)}")
+    return copy.deepcopy(backbone_layers[len(backbone_layers) - count:]).requires_grad_(False)
 
 
 def knn_logits(x: torch.Tensor, examples: torch.Tensor, labels: torch.Tensor, k: int, num_labels: int) -> torch.Tensor:
@@ -103,8 +138,11 @@ def scaled_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tens
     return torch.softmax(logits.float() / temperature, dim=-1)
 
 
-def build_head(config: HeadConfig, input_size: int) -> nn.Module:
+def build_head(config: HeadConfig, input_size: int, backbone_layers: nn.ModuleList | None = None) -> nn.Module:
+    """The head of `config`; `backbone_layers` are what a head with its own layers copies the top of."""
     if config.kind not in HEAD_TYPES:
         raise ValueError(f"unknown head kind {config.kind!r} for head {config.name!r}; "
                          f"valid kinds: {sorted(HEAD_TYPES)}")
+    if config.kind == "examples":
+        return ExampleHead(config, input_size, backbone_layers)
     return HEAD_TYPES[config.kind](config, input_size)

@@ -9,18 +9,20 @@
  (what similarity/UMAP show)
 
 With k = 0 the two branches are the same tensor: heads read the very embedding the app shows.
+A head improved on a user's examples (tasks/improve.py) has its own copy of the top layers, run on the
+backbone's states at their depth: its vector is in MultiTaskOutput.head_vectors.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from mtl_core.model.config import HeadConfig, ModelConfig
 from mtl_core.model.encoder import SentenceEncoder, bf16_copy, l2_normalize, mean_pool, run_serving_layers
-from mtl_core.model.heads import HeadInputs, build_head, scaled_softmax
+from mtl_core.model.heads import ExampleHead, HeadInputs, build_head, scaled_softmax
 
 
 @dataclass
@@ -28,6 +30,7 @@ class MultiTaskOutput:
     embeddings: torch.Tensor  # (B, H) unit length, from the original backbone
     logits: dict[str, torch.Tensor]  # task name -> (B, num_labels)
     task_vector: torch.Tensor  # (B, H) unit length: what the heads read (the embedding itself when k = 0)
+    head_vectors: dict[str, torch.Tensor] = field(default_factory=dict)  # task -> (B, H): a head's own layers' output
 
 
 class MultiTaskModel(nn.Module):
@@ -42,7 +45,7 @@ class MultiTaskModel(nn.Module):
         self.task_layers = nn.ModuleList(copy.deepcopy(layer) for layer in encoder.layers[self.split:])
         self.task_layers.requires_grad_(True)
         self.bf16_task_layers: nn.ModuleList | None = None  # a serving copy, see serve()
-        self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size) for h in config.heads})
+        self.heads = nn.ModuleDict({h.name: build_head(h, encoder.hidden_size, encoder.layers) for h in config.heads})
 
     @classmethod
     def build(cls, encoder: SentenceEncoder, heads: list[HeadConfig], task_layers: int = 0) -> "MultiTaskModel":
@@ -59,7 +62,12 @@ class MultiTaskModel(nn.Module):
         self.eval()
         bf16 = self.encoder.precision == "bf16"
         self.bf16_task_layers = bf16_copy(self.task_layers).requires_grad_(False) if bf16 else None
+        for head in self.heads.values():
+            self._serve_head(head)
         return self
+
+    def _serve_head(self, head: nn.Module) -> nn.Module:
+        return head.serve(self.encoder.precision == "bf16") if isinstance(head, ExampleHead) else head
 
     @property
     def task_names(self) -> list[str]:
@@ -70,14 +78,14 @@ class MultiTaskModel(nn.Module):
         if config.name in self.heads:
             raise ValueError(f"this model already has a head named {config.name!r}; give the new task another name")
         self.config.heads = [*self.config.heads, config]
-        self.heads[config.name] = head.to(next(self.encoder.parameters()).device)
+        self.heads[config.name] = self._serve_head(head.to(next(self.encoder.parameters()).device))
 
     def with_head(self, config: HeadConfig, head: nn.Module) -> "MultiTaskModel":
         """A view of this model with one more head, sharing every other module and leaving this model as it
         is: what a browser session's own task uses, so other sessions never see it."""
         view = copy.copy(self)
         view._modules = dict(self._modules)  # nn.Module keeps submodules here; the copy must not share the dict
-        view.heads = nn.ModuleDict({**self.heads, config.name: head})
+        view.heads = nn.ModuleDict({**self.heads, config.name: self._serve_head(head)})
         view.config = replace(self.config, heads=[*self.config.heads, config])
         return view
 
@@ -130,17 +138,47 @@ class MultiTaskModel(nn.Module):
         """One head's logits from input embeddings (what encoder.bert.embeddings makes of input_ids), by the
         layers forward() runs for that head: (B, T, H) -> (B, num_labels). Attribution methods
         (explain.py) differentiate through it with respect to the embeddings, which ids do not allow."""
-        shared = self.encoder.hidden_states(None, attention_mask, last_layer=self.split, hidden=embeddings)
-        if self.config.head(self._check_tasks([task])[0]).reads == "embedding":
-            general = self.encoder.hidden_states(None, attention_mask, self.split, hidden=shared)  # (B, T, H)
-            shown = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
-            return self.heads_from_pooled(shown, [task], shown)[task]
-        return self.heads_from_shared(shared, attention_mask, [task])[task]
+        if self.config.head(self._check_tasks([task])[0]).reads == "task":  # the task layers alone
+            shared = self.encoder.hidden_states(None, attention_mask, last_layer=self.split, hidden=embeddings)
+            return self.heads_from_shared(shared, attention_mask, [task])[task]
+        states = self.backbone_states(None, attention_mask, self.depths([task]), hidden=embeddings)
+        return self.outputs(states, attention_mask, [task]).logits[task]
+
+    def own_layer_tasks(self, tasks: list[str]) -> list[str]:
+        """The tasks whose heads have their own copy of the top layers (improved on examples)."""
+        return [t for t in tasks if getattr(self.heads[t], "layers", None) is not None]
+
+    def depths(self, tasks: list[str] | None = None) -> set[int]:
+        """Where the backbone's states are needed: the task layers' split and each own-layer head's start."""
+        return {self.split, *(self.own_layers_start(t) for t in self.own_layer_tasks(self._check_tasks(tasks)))}
+
+    def own_layers_start(self, task: str) -> int:
+        """The depth where a head's own layers take over from the backbone's."""
+        return len(self.encoder.layers) - len(self.heads[task].layers)
+
+    def backbone_states(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, depths: set[int],
+                        hidden: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """The backbone's token states after each of `depths` layers and after its last, in one pass:
+        depth -> (B, T, H). `hidden`: the input embeddings instead of input_ids."""
+        states, done = {}, 0
+        for depth in sorted({*depths, len(self.encoder.layers)}):
+            hidden = self.encoder.hidden_states(input_ids, attention_mask, done, depth, hidden=hidden)
+            states[depth], done = hidden, depth
+        return states
+
+    def outputs(self, states: dict[int, torch.Tensor], attention_mask: torch.Tensor,
+                tasks: list[str] | None = None) -> MultiTaskOutput:
+        """Embeddings, task vector and heads from the backbone's states (backbone_states)."""
+        tasks = self._check_tasks(tasks)
+        embeddings = l2_normalize(mean_pool(states[len(self.encoder.layers)], attention_mask))  # (B, H)
+        task_vector = self.task_vector(states[self.split], attention_mask)  # with no task layers: == embeddings
+        own = {t: self.heads[t].own_vector(states[self.own_layers_start(t)], attention_mask)
+               for t in self.own_layer_tasks(tasks)}
+        logits = self.heads_from_pooled(task_vector, [t for t in tasks if t not in own], embeddings)
+        logits.update({t: self.heads[t](HeadInputs(task_vector, vector)) for t, vector in own.items()})
+        return MultiTaskOutput(embeddings, {t: logits[t] for t in tasks}, task_vector, own)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 tasks: list[str] | None = None) -> MultiTaskOutput:
-        shared = self.shared_states(input_ids, attention_mask)
-        general = self.encoder.hidden_states(input_ids, attention_mask, self.split, hidden=shared)
-        embeddings = l2_normalize(mean_pool(general, attention_mask))  # (B, T, H) -> (B, H)
-        task_vector = self.task_vector(shared, attention_mask)  # with no task layers: == embeddings
-        return MultiTaskOutput(embeddings, self.heads_from_pooled(task_vector, tasks, embeddings), task_vector)
+        states = self.backbone_states(input_ids, attention_mask, self.depths(tasks))
+        return self.outputs(states, attention_mask, tasks)

@@ -45,11 +45,10 @@ class Analysis:
 
     @classmethod
     def run(cls, predictor: Predictor, sentences: list[str], task: ExampleTask | None = None) -> "Analysis":
-        """One encoder pass for every head of the predictor; `task` (a session's) reads the same embeddings."""
-        results = predictor.run(sentences, show_progress=len(sentences) >= PROGRESS_THRESHOLD)
+        """One encoder pass for every head of the predictor and `task` (a session's)."""
+        results = predictor.run(sentences, show_progress=len(sentences) >= PROGRESS_THRESHOLD, extra=task)
         detectors = dict(predictor.scopes)
         if task is not None:
-            results = results.with_example_task(task)
             detectors[task.name] = task.scope
         return cls(results, predictions(results), detectors, task)
 
@@ -86,7 +85,7 @@ class Analysis:
         found = []
         for task, detector in self.detectors.items():
             decision = self.predictions[i][task]
-            [(text, label, cosine)] = detector.nearest(self.embeddings[i])
+            [(text, label, cosine)] = detector.nearest(self.results.vectors(task)[i])
             found.append(ScopeEvidence(task, decision.rejected, decision.scope_score, detector.config.threshold,
                                        text, label, cosine))
         return found
@@ -107,5 +106,6 @@ class Analysis:
                      for task in sorted(set(reference.refset.sources))}
         if self.task is not None:
             found[self.task.name] = [Neighbour(text, self.task.name, label, cosine)
-                                     for text, label, cosine in self.task.scope.nearest(embedding, NEIGHBOURS)]
+                                     for text, label, cosine in
+                                     self.task.scope.nearest(self.results.vectors(self.task.name)[i], NEIGHBOURS)]
         return found

@@ -25,6 +25,7 @@ from mtl_core.settings import DEFAULT_CHECKPOINT
 from mtl_core.tasks import checkpoint
 from mtl_core.tasks.definitions import builtin_heads
 from mtl_core.tasks.fewshot import ExampleTask, TaskReport, fit_task
+from mtl_core.tasks.improve import Improver, ImproveSettings, Progress
 from mtl_core.tasks.scope import ScopeConfig, ScopeDetector
 
 PROGRESS_THRESHOLD = 256  # show a progress bar from this many sentences on
@@ -43,17 +44,19 @@ def check_task_columns(name: str, labels: list[str], existing: Mapping[str, list
 @dataclass(frozen=True)
 class Row:
     """One sentence's results: its embedding (H,), each task's probabilities (C,), whether it was cut,
-    and the scope score of each head with an out-of-scope detector."""
+    the scope score of each head with an out-of-scope detector and the vector of each improved head."""
 
     embedding: np.ndarray
     probs: dict[str, np.ndarray]
     truncated: bool
     scope_scores: dict[str, float]
+    head_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def sentence_key(text: str) -> bytes:
-    """A short fixed-size key, so a cache of long sentences stays small."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def sentence_key(text: str, salt: str = "") -> bytes:
+    """A short fixed-size key, so a cache of long sentences stays small; `salt` keeps the rows of a pass with an
+    improved session task apart from the plain ones."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, key=salt.encode()).digest()
 
 
 class SentenceCache:
@@ -104,6 +107,11 @@ class Results:
     truncated: np.ndarray
     scope_scores: dict[str, np.ndarray] = field(default_factory=dict)
     scopes: dict[str, ScopeConfig] = field(default_factory=dict)
+    head_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # an improved task's own vectors (N, H)
+
+    def vectors(self, task: str) -> np.ndarray:
+        """What `task`'s head and detector read (N, H): its own vectors when improved, else the embeddings."""
+        return self.head_vectors.get(task, self.embeddings)
 
     @property
     def scoped_heads(self) -> list[str]:
@@ -112,14 +120,16 @@ class Results:
 
     def row(self, i: int) -> Row:
         return Row(self.embeddings[i].copy(), {t: p[i].copy() for t, p in self.probs.items()},
-                   bool(self.truncated[i]), {t: float(s[i]) for t, s in self.scope_scores.items()})
+                   bool(self.truncated[i]), {t: float(s[i]) for t, s in self.scope_scores.items()},
+                   {t: v[i].copy() for t, v in self.head_vectors.items()})
 
     def with_rows(self, texts: list[str], rows: list[Row]) -> "Results":
         """Results of `texts` from one Row each (at least one), with this pass's labels and scope settings."""
         probs = {t: np.stack([r.probs[t] for r in rows]) for t in self.labels}
         scores = {t: np.array([r.scope_scores[t] for r in rows], dtype=np.float32) for t in self.scopes}
+        vectors = {t: np.stack([r.head_vectors[t] for r in rows]) for t in self.head_vectors}
         return Results(texts, np.stack([r.embedding for r in rows]), probs, self.labels,
-                       np.array([r.truncated for r in rows], dtype=bool), scores, self.scopes)
+                       np.array([r.truncated for r in rows], dtype=bool), scores, self.scopes, vectors)
 
     def with_task(self, task: str, labels: list[str], probs: np.ndarray,
                   scope: ScopeDetector | None = None) -> "Results":
@@ -133,7 +143,9 @@ class Results:
 
     def with_example_task(self, task: ExampleTask) -> "Results":
         """These results plus a task fitted on examples (a browser session's own): its head on their
-        embeddings, no encoder pass."""
+        embeddings, no encoder pass (an improved task runs in the pass instead: Predictor.run's `extra`)."""
+        if task.improved:
+            raise ValueError(f"task {task.name!r} has its own layers: run it in the pass, Predictor.run(..., extra=task)")
         return self.with_task(task.name, task.config.labels, task.probabilities(self.embeddings), task.scope)
 
 
@@ -181,41 +193,50 @@ class Predictor:
         """Each task's labels, in the order of its probabilities."""
         return {t: self.model.config.head(t).labels for t in self.model.task_names}
 
-    def run(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> Results:
-        """Embeddings and calibrated probabilities for every task, from one encoder pass per batch.
+    def run(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False,
+            extra: ExampleTask | None = None) -> Results:
+        """Embeddings and calibrated probabilities for every task, from one encoder pass per batch; `extra`: a
+        task of example_task() (a session's own) added to the results, in the same pass when it is improved.
 
         Each distinct sentence is computed once; with a cache, sentences seen before skip the model.
         """
         texts = check_sentences(sentences)
-        keys = [sentence_key(t) for t in texts]
+        in_pass = extra if extra is not None and extra.improved else None
+        keys = [sentence_key(t, in_pass.key if in_pass else "") for t in texts]
         known = self.cache.lookup(keys) if self.cache is not None else {}
         todo = {k: t for k, t in zip(keys, texts) if k not in known}  # distinct new sentences, in order
-        fresh = self._forward(list(todo.values()), batch_size, show_progress)
+        fresh = self._forward(list(todo.values()), batch_size, show_progress, in_pass)
         whole = len(todo) == len(texts)  # nothing known, no duplicates (or no sentences): the pass is the answer
-        if whole and self.cache is None:
-            return fresh  # no per-sentence rows needed
-        rows = {k: fresh.row(i) for i, k in enumerate(todo)}
-        if self.cache is not None:
-            self.cache.store(rows)
-        if whole:
-            return fresh
-        rows.update(known)
-        return fresh.with_rows(texts, [rows[k] for k in keys])
+        if not whole or self.cache is not None:
+            rows = {k: fresh.row(i) for i, k in enumerate(todo)}
+            if self.cache is not None:
+                self.cache.store(rows)
+            if not whole:
+                rows.update(known)
+                fresh = fresh.with_rows(texts, [rows[k] for k in keys])
+        return fresh.with_example_task(extra) if extra is not None and in_pass is None else fresh
 
     @torch.inference_mode()
-    def _forward(self, texts: list[str], batch_size: int, show_progress: bool) -> Results:
-        n, labels = len(texts), self.labels
+    def _forward(self, texts: list[str], batch_size: int, show_progress: bool,
+                 extra: ExampleTask | None = None) -> Results:
+        model, scopes = self.model, self.scopes
+        if extra is not None:
+            model, scopes = model.with_head(extra.config, extra.head), {**scopes, extra.name: extra.scope}
+        n, labels = len(texts), {t: model.config.head(t).labels for t in model.task_names}
         embeddings = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         probs = {t: np.zeros((n, len(names)), dtype=np.float32) for t, names in labels.items()}
+        vectors = {t: np.zeros_like(embeddings) for t in model.own_layer_tasks(model.task_names)}
         tokenized = self.encoder.tokenize_ids(texts)
         for idx, batch in self.encoder.progress_batches(tokenized, batch_size, "predict", show_progress):
-            out = self.model(**batch)
+            out = model(**batch)
             embeddings[idx] = out.embeddings.float().cpu().numpy()
             for task, logits in out.logits.items():
-                probs[task][idx] = self.model.probabilities(task, logits).cpu().numpy()
+                probs[task][idx] = model.probabilities(task, logits).cpu().numpy()
+            for task, vector in out.head_vectors.items():
+                vectors[task][idx] = vector.float().cpu().numpy()
         return Results(texts, embeddings, probs, labels, np.array(tokenized.truncated, dtype=bool),
-                       {t: d.scores(embeddings) for t, d in self.scopes.items()},
-                       {t: d.config for t, d in self.scopes.items()})
+                       {t: d.scores(vectors.get(t, embeddings)) for t, d in scopes.items()},
+                       {t: d.config for t, d in scopes.items()}, vectors)
 
     def embed(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """The general-purpose sentence embeddings (N, H): the same pass as run(), so it shares the cache."""
@@ -224,17 +245,23 @@ class Predictor:
     def predict(self, sentences: list[str], show_progress: bool = False) -> list[Prediction]:
         return predictions(self.run(sentences, show_progress=show_progress))
 
-    def example_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> ExampleTask:
-        """A task fitted on labelled examples, NOT added to this predictor: add it to run()'s results with
-        Results.with_example_task, explain it with explain(..., extra=task). What a browser session's task is."""
+    def example_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0,
+                     improve: bool | ImproveSettings = False, progress: Progress | None = None) -> ExampleTask:
+        """A task fitted on labelled examples, NOT added to this predictor: add it to run()'s results with its
+        `extra`, explain it with explain(..., extra=task). What a browser session's task is. `improve`: first
+        train the task's own top layers on the examples (tasks/improve.py; True: with the default settings;
+        `progress` is told each step)."""
+        settings = ImproveSettings() if improve is True else improve or None
+        improver = Improver(self.encoder, settings, progress) if settings else None
         return fit_task(name, texts, labels, self.embed, taken=self.tasks, seed=seed,
-                        check_outputs=partial(check_task_columns, existing=self.labels))
+                        check_outputs=partial(check_task_columns, existing=self.labels), improver=improver)
 
-    def add_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0) -> "TaskReport":
-        """A new task from labelled examples: a head fitted on their shown embeddings (no backbone training),
-        served from now on in the same pass as the others, with its own out-of-scope detector.
-        Returns the report (cross-validated accuracy, counts, confusions); InputError for unusable examples."""
-        task = self.example_task(name, texts, labels, seed)
+    def add_task(self, name: str, texts: list[str], labels: list[str], seed: int = 0,
+                 improve: bool | ImproveSettings = False, progress: Progress | None = None) -> "TaskReport":
+        """A new task from labelled examples (see example_task), served from now on in the same pass as the
+        others, with its own out-of-scope detector. Returns the report (cross-validated accuracy, counts,
+        confusions); InputError for unusable examples."""
+        task = self.example_task(name, texts, labels, seed, improve, progress)
         self.model.add_head(task.config, task.head)
         self.scopes[name] = task.scope
         if self.cache is not None:

@@ -37,6 +37,7 @@ from mtl_core.serving.similarity import ROW_ORDERS, cosine_similarity, row_order
 from mtl_core.settings import Settings
 from mtl_core.tasks.definitions import BUILTIN_NAMES
 from mtl_core.tasks.fewshot import ExampleTask
+from mtl_core.tasks.improve import Progress
 
 __all__ = ["HEATMAP_MAX", "PREVIEW_DIMS", "Analysis", "ExampleTask", "Hit", "InputError", "MapView", "Neighbour",
            "Service", "Session", "guarded"]
@@ -120,12 +121,16 @@ class Service:
 
     # ---- a task of one's own ---------------------------------------------------------------------------
 
-    def fit_examples(self, texts: list[str], labels: list[str], name: str | None = None) -> ExampleTask:
-        return self.predictor.example_task((name or "").strip() or DEFAULT_TASK_NAME, texts, labels)
+    def fit_examples(self, texts: list[str], labels: list[str], name: str | None = None, improve: bool = False,
+                     progress: Progress | None = None) -> ExampleTask:
+        """`improve`: train the task's own top layers first (about a minute; tasks/improve.py)."""
+        return self.predictor.example_task((name or "").strip() or DEFAULT_TASK_NAME, texts, labels,
+                                           improve=improve, progress=progress)
 
-    def task_from_lines(self, examples: str, name: str | None = None) -> ExampleTask:
+    def task_from_lines(self, examples: str, name: str | None = None, improve: bool = False) -> ExampleTask:
         """A task from `label: example` lines (InputError with the reason when they cannot make one)."""
-        return self.fit_examples(*examples_from_lines(check_length(examples or "", self.settings.max_chars)), name)
+        lines = check_length(examples or "", self.settings.max_chars)
+        return self.fit_examples(*examples_from_lines(lines), name, improve)
 
     def task_from_file(self, path: str, name: str | None = None, allowed_folder: str | Path | None = None) -> ExampleTask:
         return self.fit_examples(*examples_from_file(path, allowed_folder), name)
@@ -136,9 +141,11 @@ class Service:
         write_examples(*task.examples(), path)
         return path
 
-    def task_again(self, task: ExampleTask, name: str | None = None) -> ExampleTask:
-        """The same examples fitted again, under `name` (the one a person typed since, perhaps)."""
-        return self.fit_examples(*task.examples(), name)
+    def task_again(self, task: ExampleTask, name: str | None = None, improve: bool = False,
+                   progress: Progress | None = None) -> ExampleTask:
+        """The same examples fitted again, under `name` (the one a person typed since, perhaps); `improve`: with
+        the task's own top layers trained on them."""
+        return self.fit_examples(*task.examples(), name, improve, progress)
 
     # A session keeps its own task here between its requests, under a token only it holds.
 
@@ -227,13 +234,14 @@ class Service:
             raise InputError(str(err)) from err
         return [e.to_api() for e in found]
 
-    def task_predict(self, text: str, examples: str, name: str = DEFAULT_TASK_NAME) -> dict:
+    def task_predict(self, text: str, examples: str, name: str = DEFAULT_TASK_NAME, improve: bool = False) -> dict:
         """A task of your own, statelessly: `examples` are `label: example` lines (at least 2 labels with
         2 examples each); each sentence of `text` (one per line) gets every task's answer, yours included,
         from one pass: {"task": the report (method, cross-validated accuracy, counts, confusions, scope
-        threshold), "predictions": as /predict with one more task}. Nothing is kept on the server."""
+        threshold), "predictions": as /predict with one more task}. `improve`: train the task's own top
+        layers first (about a minute for 770 examples). Nothing is kept on the server."""
         sentences = self.sentences(text)
-        task = self.task_from_lines(examples, name)
+        task = self.task_from_lines(examples, name, improve)
         return {"task": task.report.to_dict(),
                 "predictions": [p.to_api() for p in self.run_sentences(sentences, task).predictions]}
 

@@ -5,6 +5,9 @@ scope_<task>.* for a head fitted on examples; see scope.py) + for such a head, e
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -40,6 +43,26 @@ def save(model: MultiTaskModel, directory: str | Path, scopes: dict[str, ScopeDe
         model.config.head(task).scope = detector.save(directory)
     write_config(model.config, directory)
     return directory
+
+
+@contextmanager
+def writing(directory: str | Path) -> Iterator[Path]:
+    """A folder to write a checkpoint into that replaces `directory` only once the block ends without an error
+    or Ctrl-C: until then an earlier `directory` stays as it was, and the half-written folder is removed."""
+    directory = Path(directory)
+    partial, old = directory.with_name(f".{directory.name}.partial"), directory.with_name(f".{directory.name}.old")
+    for leftover in (partial, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if directory.exists():
+        directory.rename(old)
+    partial.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_config(config: ModelConfig, directory: str | Path) -> None:
