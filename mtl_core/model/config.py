@@ -62,6 +62,11 @@ class ModelConfig:
         return [h.name for h in self.heads]
 
     @property
+    def labels(self) -> dict[str, list[str]]:
+        """Each task's labels, in the order of its probabilities."""
+        return {h.name: h.labels for h in self.heads}
+
+    @property
     def untrained_heads(self) -> list[str]:
         return [h.name for h in self.heads if not h.trained]
 

@@ -133,6 +133,13 @@ def run_serving_layers(hidden: torch.Tensor, attention_mask: torch.Tensor, layer
     return hidden.float() if fast else hidden
 
 
+def pooled_layers(hidden: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[nn.Module],
+                  bf16_layers: Sequence[nn.Module] | None = None) -> torch.Tensor:
+    """run_serving_layers, then mean-pooled and unit length: (B, T, H) -> (B, H). What the task layers and a
+    task's own layers (improved on its examples) hand their heads."""
+    return l2_normalize(mean_pool(run_serving_layers(hidden, attention_mask, layers, bf16_layers), attention_mask))
+
+
 class SentenceEncoder(nn.Module):
     """all-MiniLM-L6-v2 (or any BERT-like backbone) as a fixed-length sentence embedder."""
 

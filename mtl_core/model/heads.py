@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mtl_core.model.config import HeadConfig
-from mtl_core.model.encoder import bf16_copy, l2_normalize, mean_pool, run_serving_layers
+from mtl_core.model.encoder import bf16_copy, pooled_layers
 
 
 @dataclass
@@ -90,9 +90,7 @@ class ExampleHead(nn.Module):
     def own_vector(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Its own layers on the backbone's token states where they start, mean-pooled, unit length:
         (B, T, H) -> (B, H)."""
-        fast = self.bf16_layers[0] if self.bf16_layers else None
-        hidden = run_serving_layers(hidden, attention_mask, self.layers, fast)
-        return l2_normalize(mean_pool(hidden, attention_mask))
+        return pooled_layers(hidden, attention_mask, self.layers, self.bf16_layers[0] if self.bf16_layers else None)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.adapter is None:

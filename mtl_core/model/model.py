@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mtl_core.model.config import HeadConfig, ModelConfig
-from mtl_core.model.encoder import SentenceEncoder, bf16_copy, l2_normalize, mean_pool, run_serving_layers
+from mtl_core.model.encoder import SentenceEncoder, bf16_copy, l2_normalize, mean_pool, pooled_layers
 from mtl_core.model.heads import ExampleHead, HeadInputs, build_head, scaled_softmax
 
 
@@ -119,8 +119,7 @@ class MultiTaskModel(nn.Module):
     def task_vector(self, shared: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """What the heads read: the task layers on the shared states, mean-pooled and unit length,
         (B, T, H) -> (B, H); with no task layers, the embedding itself."""
-        token_states = run_serving_layers(shared, attention_mask, self.task_layers, self.bf16_task_layers)  # (B, T, H)
-        return l2_normalize(mean_pool(token_states, attention_mask))  # (B, T, H) -> (B, H)
+        return pooled_layers(shared, attention_mask, self.task_layers, self.bf16_task_layers)  # (B, T, H) -> (B, H)
 
     def heads_from_shared(self, shared: torch.Tensor, attention_mask: torch.Tensor, tasks: list[str] | None = None,
                           embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

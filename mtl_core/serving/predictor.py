@@ -191,7 +191,7 @@ class Predictor:
     @property
     def labels(self) -> dict[str, list[str]]:
         """Each task's labels, in the order of its probabilities."""
-        return {t: self.model.config.head(t).labels for t in self.model.task_names}
+        return self.model.config.labels
 
     def run(self, sentences: list[str], batch_size: int = 32, show_progress: bool = False,
             extra: ExampleTask | None = None) -> Results:
@@ -222,7 +222,7 @@ class Predictor:
         model, scopes = self.model, self.scopes
         if extra is not None:
             model, scopes = model.with_head(extra.config, extra.head), {**scopes, extra.name: extra.scope}
-        n, labels = len(texts), {t: model.config.head(t).labels for t in model.task_names}
+        n, labels = len(texts), model.config.labels
         embeddings = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         probs = {t: np.zeros((n, len(names)), dtype=np.float32) for t, names in labels.items()}
         vectors = {t: np.zeros_like(embeddings) for t in model.own_layer_tasks(model.task_names)}

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from mtl_core.errors import InputError
-from mtl_core.model.encoder import SentenceEncoder, l2_normalize, mean_pool, run_layers
+from mtl_core.model.encoder import SentenceEncoder, l2_normalize, pooled_layers
+from mtl_core.tasks.scope import label_centroids
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 MAX_CACHED_TOKENS = 1_500_000  # the cached states in bf16: 1.5 M tokens x 384 x 2 bytes = 1.1 GB at most
@@ -77,16 +78,12 @@ class StateCache:
         return hidden, mask
 
 
-def pooled(layers: nn.ModuleList, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The task's vector: its layers on the shared states, mean-pooled, unit length: (B, T, H) -> (B, H)."""
-    return l2_normalize(mean_pool(run_layers(hidden, mask, layers), mask))
-
-
 def pooled_examples(layers: nn.ModuleList, cache: StateCache, idx: list[int], group: int = 16) -> torch.Tensor:
-    """pooled() of examples idx, (len(idx), H) in idx's order, run in groups of similar length: a random
+    """The task's vectors (pooled_layers) of examples idx, (len(idx), H) in idx's order, run in groups of similar
+    length: a random
     batch padded to its longest example would spend most of a step on padding (2.4x slower here)."""
     order = sorted(range(len(idx)), key=lambda j: len(cache.states[idx[j]]))
-    parts = [pooled(layers, *cache.batch([idx[j] for j in order[start:start + group]]))
+    parts = [pooled_layers(*cache.batch([idx[j] for j in order[start:start + group]]), layers)
              for start in range(0, len(order), group)]
     return torch.cat(parts)[torch.argsort(torch.tensor(order))]
 
@@ -107,13 +104,6 @@ def sample_batch(by_label: list[np.ndarray], settings: ImproveSettings, rng: np.
             for i in rng.choice(by_label[c], min(settings.examples_per_label, len(by_label[c])), replace=False)]
 
 
-def label_centres(layers: nn.ModuleList, cache: StateCache, y: torch.Tensor, num_labels: int) -> torch.Tensor:
-    """Each label's mean vector through `layers`, unit length: (C, H)."""
-    with torch.no_grad():
-        vectors = pooled_examples(layers, cache, list(range(len(y))), 64)
-    return l2_normalize(torch.stack([vectors[y == c].mean(0) for c in range(num_labels)]))
-
-
 def train_layers(encoder: SentenceEncoder, cache: StateCache, y: np.ndarray, settings: ImproveSettings,
                  seed: int = 0, progress: Progress | None = None) -> nn.ModuleList:
     """A copy of the encoder's top `settings.layers` layers, trained on the cached states of labelled examples."""
@@ -123,7 +113,9 @@ def train_layers(encoder: SentenceEncoder, cache: StateCache, y: np.ndarray, set
     layers.train()  # BERT's dropout, as in SetFit's training
     labels = torch.from_numpy(y)
     by_label = [np.flatnonzero(y == c) for c in range(int(y.max()) + 1)]
-    classifier = nn.Parameter(label_centres(layers, cache, labels, len(by_label)))  # (C, H)
+    with torch.no_grad():
+        start = pooled_examples(layers, cache, list(range(len(y))), 64).numpy()  # (N, H): the shown embeddings
+    classifier = nn.Parameter(torch.from_numpy(label_centroids(start, y, len(by_label))))  # (C, H)
     optimiser = torch.optim.AdamW([*layers.parameters(), classifier], lr=settings.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / settings.steps)
     with torch.enable_grad():
